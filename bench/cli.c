@@ -1,0 +1,73 @@
+#include "bench/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "core/log.h"
+
+int cli_parse_input(const char *text, Dims4 *d) {
+    int c, h, w;
+    char tail;
+    if (!text || sscanf(text, "%dx%dx%d%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 4096 ||
+        h > 8192 || w > 8192) {
+        log_msg(LOG_ERROR, "--input '%s': expected CxHxW with positive sizes, e.g. 3x32x32", text ? text : "");
+        return -1;
+    }
+    *d = (Dims4){1, c, h, w};
+    return 0;
+}
+
+int cli_parse_int(const char *opt, const char *text, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max) {
+        log_msg(LOG_ERROR, "%s '%s': expected an integer in [%ld, %ld]", opt, text, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *opt, const char *text, double min, double max, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v) || v < min || v > max) {
+        log_msg(LOG_ERROR, "%s '%s': expected a number in [%g, %g]", opt, text, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void cli_set_threads(int threads) {
+    if (threads > 0) omp_set_num_threads(threads);
+    openblas_set_num_threads(1);
+}
+
+void cli_cpu_model(char *buf, int size) {
+    snprintf(buf, (size_t)size, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *p = strchr(line, ':');
+            if (p) {
+                p++;
+                while (*p == ' ') p++;
+                p[strcspn(p, "\n")] = 0;
+                snprintf(buf, (size_t)size, "%s", p);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}

@@ -1,0 +1,989 @@
+/* layer.c: layers as short lists of oneDNN primitive executions.
+ *
+ * Each layer kind contributes one create function that builds its primitives into three step
+ * lists (training forward, inference forward, backward) whose arguments reference the layer's
+ * memory objects; forward/backward then just execute the lists. Activation memories are created
+ * with no data and get their handles in layer_bind. A few kinds add a small hook after the steps
+ * (BN running statistics, the loss value and its gradient). */
+#include "core/layer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#define LAYER_MAX_STEPS 4
+#define STEP_MAX_ARGS 12
+#define LAYER_MAX_OWNED 12
+
+/* One primitive execution. `needs_dx` >= 0: run only when dx[needs_dx] is bound. `copy_of`
+ * marks a reorder used as a copy (skipped when source and destination are the same buffer). */
+typedef struct {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t scratch; /* on the context's shared scratchpad, NULL when none is needed */
+    int n_args;
+    dnnl_exec_arg_t args[STEP_MAX_ARGS];
+    int needs_dx;
+    bool active;
+    float **copy_src, **copy_dst; /* for copies: skip when *copy_src == *copy_dst */
+} Step;
+
+typedef struct {
+    const char *name;
+    bool decay;
+    dnnl_memory_desc_t md;       /* stored layout (as the forward primitive wants it) */
+    dnnl_memory_desc_t plain_md; /* the plain layout of layer.h */
+    size_t n_stored, n_plain;
+    float *w, *dw;         /* (n_stored) */
+    dnnl_memory_t m_w, m_dw;
+    float *w_bwd;          /* copy of w in the backward-data layout, when it differs */
+    dnnl_memory_t m_w_bwd;
+    float *dw_raw;         /* backward-weights output, when its layout differs from md */
+    dnnl_memory_desc_t raw_md;
+    dnnl_memory_t m_dw_raw;
+} Param;
+
+typedef struct LayerOps LayerOps;
+
+struct Layer {
+    LayerSpec spec;
+    const LayerOps *ops;
+    DnnlCtx *ctx;
+    int n_in;
+    Dims4 in[2], out;
+
+    /* bound activations (owned by the caller) */
+    float *x[2], *y, *dx[2], *dy;
+    const int32_t *labels;
+    dnnl_memory_t m_x[2], m_y, m_dx[2], m_dy;
+
+    Step fwd_train[LAYER_MAX_STEPS], fwd_infer[LAYER_MAX_STEPS], bwd[LAYER_MAX_STEPS];
+    int n_fwd_train, n_fwd_infer, n_bwd;
+
+    Param params[2];
+    int n_params;
+
+    /* memories and buffers private to a kind (BN statistics, workspaces) */
+    dnnl_memory_t owned_mem[LAYER_MAX_OWNED];
+    int n_owned_mem;
+    float *bn_mean, *bn_var, *bn_run_mean, *bn_run_var; /* (C) */
+    void *workspace;
+    double loss;
+    void *scratch_seen;
+};
+
+struct LayerOps {
+    int (*create)(Layer *l);
+    int (*after_forward)(Layer *l, bool train); /* optional */
+    int (*after_backward)(Layer *l);            /* optional */
+};
+
+/* ---- the shared context ---------------------------------------------------------------------- */
+
+int dnnl_ctx_init(DnnlCtx *ctx) {
+    int rc = 0;
+    memset(ctx, 0, sizeof *ctx);
+    DNNL_TRY(dnnl_engine_create(&ctx->engine, dnnl_cpu, 0));
+    DNNL_TRY(dnnl_stream_create(&ctx->stream, ctx->engine, dnnl_stream_default_flags));
+    return 0;
+fail:
+    dnnl_ctx_deinit(ctx);
+    return rc;
+}
+
+void dnnl_ctx_deinit(DnnlCtx *ctx) {
+    if (ctx->stream) dnnl_stream_destroy(ctx->stream);
+    if (ctx->engine) dnnl_engine_destroy(ctx->engine);
+    mem_free(ctx->scratch);
+    memset(ctx, 0, sizeof *ctx);
+}
+
+static int ctx_reserve_scratch(DnnlCtx *ctx, size_t bytes) {
+    if (bytes <= ctx->scratch_bytes) return 0;
+    void *p = mem_alloc(bytes);
+    if (!p) return ERR_NOMEM;
+    mem_free(ctx->scratch);
+    ctx->scratch = p;
+    ctx->scratch_bytes = bytes;
+    return 0;
+}
+
+/* ---- small helpers ----------------------------------------------------------------------------- */
+
+static const char *const kind_names[LAYER_N_KINDS] = {
+    [LAYER_INPUT] = "input", [LAYER_CONV] = "conv",       [LAYER_BN] = "bn",
+    [LAYER_RELU] = "relu",   [LAYER_MAXPOOL] = "maxpool", [LAYER_AVGPOOL] = "avgpool",
+    [LAYER_GAP] = "gap",     [LAYER_FC] = "fc",           [LAYER_ADD] = "add",
+    [LAYER_LOSS] = "loss",
+};
+
+const char *layer_kind_name(LayerKind kind) {
+    return (kind >= 0 && kind < LAYER_N_KINDS && kind_names[kind]) ? kind_names[kind] : "?";
+}
+
+int layer_kind_inputs(LayerKind kind) {
+    switch (kind) {
+    case LAYER_INPUT: return 0;
+    case LAYER_ADD: return 2;
+    default: return 1;
+    }
+}
+
+int layer_out_dims(const LayerSpec *s, const Dims4 *in, Dims4 *out) {
+    int rc = 0;
+    Dims4 o = in[0];
+    switch (s->kind) {
+    case LAYER_CONV:
+    case LAYER_MAXPOOL:
+    case LAYER_AVGPOOL:
+        if (s->kh < 1 || s->kw < 1 || s->stride < 1 || s->pad < 0)
+            FAIL(ERR_SHAPE, "layer %s: kernel %dx%d stride %d pad %d: expected kernel >= 1, stride >= 1, pad >= 0",
+                 s->name, s->kh, s->kw, s->stride, s->pad);
+        if (in[0].h + 2 * s->pad < s->kh || in[0].w + 2 * s->pad < s->kw)
+            FAIL(ERR_SHAPE, "layer %s: %dx%d window (pad %d) larger than its %dx%d input", s->name, s->kh,
+                 s->kw, s->pad, in[0].h, in[0].w);
+        if (s->kind != LAYER_CONV && (s->pad >= s->kh || s->pad >= s->kw))
+            FAIL(ERR_SHAPE, "layer %s: pooling pad %d must be smaller than the %dx%d window", s->name,
+                 s->pad, s->kh, s->kw);
+        o.h = shape_out(in[0].h, s->kh, s->stride, s->pad);
+        o.w = shape_out(in[0].w, s->kw, s->stride, s->pad);
+        if (s->kind == LAYER_CONV) {
+            if (s->out_c < 1) FAIL(ERR_SHAPE, "layer %s: %d output channels, expected >= 1", s->name, s->out_c);
+            o.c = s->out_c;
+        }
+        break;
+    case LAYER_FC:
+        if (s->out_c < 1) FAIL(ERR_SHAPE, "layer %s: %d output features, expected >= 1", s->name, s->out_c);
+        o.c = s->out_c, o.h = 1, o.w = 1;
+        break;
+    case LAYER_GAP: o.h = 1, o.w = 1; break;
+    case LAYER_ADD:
+        if (in[0].c != in[1].c || in[0].h != in[1].h || in[0].w != in[1].w || in[0].n != in[1].n)
+            FAIL(ERR_SHAPE, "layer %s: adds %dx%dx%d to %dx%dx%d, expected equal shapes", s->name, in[0].c,
+                 in[0].h, in[0].w, in[1].c, in[1].h, in[1].w);
+        break;
+    case LAYER_LOSS:
+        if (in[0].h != 1 || in[0].w != 1)
+            FAIL(ERR_SHAPE, "layer %s: loss input %dx%dx%d, expected classes x 1 x 1", s->name, in[0].c,
+                 in[0].h, in[0].w);
+        break;
+    case LAYER_INPUT:
+    case LAYER_BN:
+    case LAYER_RELU: break;
+    default: FAIL(ERR_SHAPE, "layer %s: unknown kind %d", s->name, (int)s->kind);
+    }
+    *out = o;
+    return 0;
+fail:
+    return rc;
+}
+
+static int md_nhwc(dnnl_memory_desc_t *md, Dims4 d) {
+    dnnl_dims_t dims = {d.n, d.c, d.h, d.w};
+    return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc) == dnnl_success ? 0 : ERR_DNNL;
+}
+
+static int md_plain(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
+    return dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag) == dnnl_success ? 0 : ERR_DNNL;
+}
+
+/* A memory the layer owns with no data yet (activations get their handle at bind). */
+static int mem_new(Layer *l, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *data) {
+    int rc = 0;
+    DNNL_TRY(dnnl_memory_create(m, md, l->ctx->engine, data ? data : DNNL_MEMORY_NONE));
+    return 0;
+fail:
+    *m = NULL;
+    return rc;
+}
+
+static int owned_mem_new(Layer *l, dnnl_memory_t *m, const dnnl_memory_desc_t *md, void *data) {
+    ASSERT(l->n_owned_mem < LAYER_MAX_OWNED);
+    int rc = mem_new(l, m, md, data);
+    if (rc == 0) l->owned_mem[l->n_owned_mem++] = *m;
+    return rc;
+}
+
+static dnnl_primitive_attr_t attr_user_scratch(void) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return NULL;
+    }
+    return attr;
+}
+
+/* Makes a step from an op descriptor: primitive descriptor (user scratchpad, optional post-ops),
+ * primitive and scratchpad memory. On failure the step holds what was created (destroyed later). */
+static int step_make(Layer *l, Step *st, const void *op_desc, const_dnnl_primitive_desc_t hint,
+                     dnnl_post_ops_t post_ops) {
+    int rc = 0;
+    dnnl_primitive_attr_t attr = attr_user_scratch();
+    if (!attr) FAIL(ERR_DNNL, "layer %s: cannot create primitive attributes", l->spec.name);
+    if (post_ops) DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, post_ops));
+    DNNL_TRY(dnnl_primitive_desc_create(&st->pd, op_desc, attr, l->ctx->engine, hint));
+    DNNL_TRY(dnnl_primitive_create(&st->prim, st->pd));
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(st->pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (sbytes) {
+        TRY(ctx_reserve_scratch(l->ctx, sbytes));
+        DNNL_TRY(dnnl_memory_create(&st->scratch, smd, l->ctx->engine, DNNL_MEMORY_NONE));
+        st->args[st->n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, st->scratch};
+    }
+    st->needs_dx = -1;
+    st->active = true;
+fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return rc;
+}
+
+static int step_reorder(Layer *l, Step *st, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst) {
+    int rc = 0;
+    dnnl_primitive_attr_t attr = attr_user_scratch();
+    if (!attr) FAIL(ERR_DNNL, "layer %s: cannot create primitive attributes", l->spec.name);
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&st->pd, src, l->ctx->engine, dst, l->ctx->engine, attr));
+    DNNL_TRY(dnnl_primitive_create(&st->prim, st->pd));
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(st->pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (sbytes) {
+        TRY(ctx_reserve_scratch(l->ctx, sbytes));
+        DNNL_TRY(dnnl_memory_create(&st->scratch, smd, l->ctx->engine, DNNL_MEMORY_NONE));
+        st->args[st->n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, st->scratch};
+    }
+    st->needs_dx = -1;
+    st->active = true;
+fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return rc;
+}
+
+static void step_arg(Step *st, int arg, dnnl_memory_t m) {
+    ASSERT(st->n_args < STEP_MAX_ARGS);
+    st->args[st->n_args++] = (dnnl_exec_arg_t){arg, m};
+}
+
+static void step_deinit(Step *st) {
+    if (st->prim) dnnl_primitive_destroy(st->prim);
+    if (st->pd) dnnl_primitive_desc_destroy(st->pd);
+    if (st->scratch) dnnl_memory_destroy(st->scratch);
+    memset(st, 0, sizeof *st);
+}
+
+static Step *add_step(Layer *l, Step *list, int *n) {
+    (void)l;
+    ASSERT(*n < LAYER_MAX_STEPS);
+    return &list[(*n)++];
+}
+
+static int run_steps(Layer *l, Step *list, int n) {
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        Step *st = &list[i];
+        if (!st->active) continue;
+        DNNL_TRY(dnnl_primitive_execute(st->prim, l->ctx->stream, st->n_args, st->args));
+    }
+    DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+fail:
+    if (rc) log_msg(LOG_ERROR, "layer %s (%s): execution failed", l->spec.name, layer_kind_name(l->spec.kind));
+    return rc;
+}
+
+/* Points every step's scratchpad memory at the context's buffer (it may have moved since bind). */
+static int sync_scratch(Layer *l) {
+    int rc = 0;
+    if (l->scratch_seen == l->ctx->scratch) return 0;
+    Step *lists[3] = {l->fwd_train, l->fwd_infer, l->bwd};
+    int ns[3] = {l->n_fwd_train, l->n_fwd_infer, l->n_bwd};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < ns[k]; i++)
+            if (lists[k][i].scratch) DNNL_TRY(dnnl_memory_set_data_handle(lists[k][i].scratch, l->ctx->scratch));
+    l->scratch_seen = l->ctx->scratch;
+fail:
+    return rc;
+}
+
+/* ---- parameters ------------------------------------------------------------------------------- */
+
+/* Allocates a parameter in layout `md` (zero-filled) and its gradient. */
+static int param_init(Layer *l, Param *p, const char *name, bool decay, const dnnl_memory_desc_t *md,
+                      const dnnl_memory_desc_t *plain_md) {
+    int rc = 0;
+    p->name = name;
+    p->decay = decay;
+    p->md = *md;
+    p->plain_md = *plain_md;
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    p->n_stored = bytes / sizeof(float);
+    p->n_plain = dnnl_memory_desc_get_size(plain_md) / sizeof(float);
+    p->w = mem_calloc(p->n_stored, sizeof(float));
+    p->dw = mem_calloc(p->n_stored, sizeof(float));
+    if (!p->w || !p->dw) FAIL(ERR_NOMEM, "layer %s: cannot allocate %s (%zu bytes)", l->spec.name, name, bytes);
+    TRY(mem_new(l, &p->m_w, md, p->w));
+    TRY(mem_new(l, &p->m_dw, md, p->dw));
+    return 0;
+fail:
+    return rc;
+}
+
+static void param_deinit(Param *p) {
+    if (p->m_w) dnnl_memory_destroy(p->m_w);
+    if (p->m_dw) dnnl_memory_destroy(p->m_dw);
+    if (p->m_w_bwd) dnnl_memory_destroy(p->m_w_bwd);
+    if (p->m_dw_raw) dnnl_memory_destroy(p->m_dw_raw);
+    mem_free(p->w);
+    mem_free(p->dw);
+    mem_free(p->w_bwd);
+    mem_free(p->dw_raw);
+    memset(p, 0, sizeof *p);
+}
+
+/* The weights memory the backward-data primitive reads: p->m_w itself, or a copy in `want`
+ * layout refreshed by a reorder step at the start of backward. */
+static int param_bwd_weights_mem(Layer *l, Param *p, const dnnl_memory_desc_t *want, dnnl_memory_t *out) {
+    int rc = 0;
+    if (dnnl_memory_desc_equal(want, &p->md)) {
+        *out = p->m_w;
+        return 0;
+    }
+    p->w_bwd = mem_alloc(dnnl_memory_desc_get_size(want));
+    if (!p->w_bwd) FAIL(ERR_NOMEM, "layer %s: cannot allocate backward weights", l->spec.name);
+    TRY(mem_new(l, &p->m_w_bwd, want, p->w_bwd));
+    Step *st = add_step(l, l->bwd, &l->n_bwd);
+    TRY(step_reorder(l, st, &p->md, want));
+    step_arg(st, DNNL_ARG_FROM, p->m_w);
+    step_arg(st, DNNL_ARG_TO, p->m_w_bwd);
+    *out = p->m_w_bwd;
+fail:
+    return rc;
+}
+
+/* The diff-weights memory the backward-weights primitive writes: p->m_dw, or a raw buffer in
+ * `got` layout that a reorder step (appended by param_finish_dw) brings back to p->md. */
+static int param_dw_mem(Layer *l, Param *p, const dnnl_memory_desc_t *got, dnnl_memory_t *out) {
+    int rc = 0;
+    if (dnnl_memory_desc_equal(got, &p->md)) {
+        *out = p->m_dw;
+        return 0;
+    }
+    p->dw_raw = mem_alloc(dnnl_memory_desc_get_size(got));
+    if (!p->dw_raw) FAIL(ERR_NOMEM, "layer %s: cannot allocate raw weight gradient", l->spec.name);
+    TRY(mem_new(l, &p->m_dw_raw, got, p->dw_raw));
+    p->raw_md = *got;
+    *out = p->m_dw_raw;
+fail:
+    return rc;
+}
+
+/* Appends the reorder raw -> stored layout after the backward-weights step (when needed). */
+static int param_finish_dw(Layer *l, Param *p) {
+    int rc = 0;
+    if (!p->m_dw_raw) return 0;
+    Step *st = add_step(l, l->bwd, &l->n_bwd);
+    TRY(step_reorder(l, st, &p->raw_md, &p->md));
+    step_arg(st, DNNL_ARG_FROM, p->m_dw_raw);
+    step_arg(st, DNNL_ARG_TO, p->m_dw);
+fail:
+    return rc;
+}
+
+/* Reorder between a parameter's stored layout and its plain layout (not on the training path). */
+static int param_convert(Layer *l, const dnnl_memory_desc_t *src_md, const void *src,
+                         const dnnl_memory_desc_t *dst_md, void *dst) {
+    int rc = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, src_md, l->ctx->engine, dst_md, l->ctx->engine, NULL));
+    DNNL_TRY(dnnl_primitive_create(&prim, pd));
+    DNNL_TRY(dnnl_memory_create(&ms, src_md, l->ctx->engine, (void *)src));
+    DNNL_TRY(dnnl_memory_create(&md, dst_md, l->ctx->engine, dst));
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+    DNNL_TRY(dnnl_primitive_execute(prim, l->ctx->stream, 2, args));
+    DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+fail:
+    if (ms) dnnl_memory_destroy(ms);
+    if (md) dnnl_memory_destroy(md);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* ---- activation memories ---------------------------------------------------------------------- */
+
+/* Creates m_x[i], m_dx[i] (per input) and m_y, m_dy with the given descriptors (NULL: nhwc). */
+static int io_mems(Layer *l, const dnnl_memory_desc_t *xmd, const dnnl_memory_desc_t *ymd) {
+    int rc = 0;
+    dnnl_memory_desc_t md;
+    for (int i = 0; i < l->n_in; i++) {
+        if (xmd) md = *xmd;
+        else TRY(md_nhwc(&md, l->in[i]));
+        TRY(mem_new(l, &l->m_x[i], &md, NULL));
+        TRY(mem_new(l, &l->m_dx[i], &md, NULL));
+    }
+    if (ymd) md = *ymd;
+    else TRY(md_nhwc(&md, l->out));
+    TRY(mem_new(l, &l->m_y, &md, NULL));
+    TRY(mem_new(l, &l->m_dy, &md, NULL));
+fail:
+    return rc;
+}
+
+/* ---- convolution and fully connected ---------------------------------------------------------- */
+
+/* Shared by conv and fc: `fwd_d`, `bwd_data_d`, `bwd_w_d` are initialised op descriptors with
+ * weights in format any; builds the steps and the parameters. */
+static int weighted_steps(Layer *l, const void *fwd_d, const void *bwd_data_d, const void *bwd_w_d,
+                          const dnnl_memory_desc_t *w_plain, const dnnl_memory_desc_t *b_md) {
+    int rc = 0;
+    Step *f = add_step(l, l->fwd_train, &l->n_fwd_train);
+    TRY(step_make(l, f, fwd_d, NULL, NULL));
+    TRY(param_init(l, &l->params[0], "weight", true, dnnl_primitive_desc_query_md(f->pd, dnnl_query_weights_md, 0),
+                   w_plain));
+    l->n_params = 1;
+    if (l->spec.bias) {
+        TRY(param_init(l, &l->params[1], "bias", false, b_md, b_md));
+        l->n_params = 2;
+    }
+    step_arg(f, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(f, DNNL_ARG_WEIGHTS, l->params[0].m_w);
+    if (l->spec.bias) step_arg(f, DNNL_ARG_BIAS, l->params[1].m_w);
+    step_arg(f, DNNL_ARG_DST, l->m_y);
+
+    Step data = {0};
+    TRY(step_make(l, &data, bwd_data_d, f->pd, NULL));
+    dnnl_memory_t m_wb;
+    rc = param_bwd_weights_mem(l, &l->params[0], dnnl_primitive_desc_query_md(data.pd, dnnl_query_weights_md, 0),
+                               &m_wb);
+    if (rc) {
+        step_deinit(&data);
+        goto fail;
+    }
+    Step *d = add_step(l, l->bwd, &l->n_bwd);
+    *d = data;
+    step_arg(d, DNNL_ARG_DIFF_DST, l->m_dy);
+    step_arg(d, DNNL_ARG_WEIGHTS, m_wb);
+    step_arg(d, DNNL_ARG_DIFF_SRC, l->m_dx[0]);
+    d->needs_dx = 0;
+
+    Step *w = add_step(l, l->bwd, &l->n_bwd);
+    TRY(step_make(l, w, bwd_w_d, f->pd, NULL));
+    dnnl_memory_t m_dw;
+    TRY(param_dw_mem(l, &l->params[0], dnnl_primitive_desc_query_md(w->pd, dnnl_query_diff_weights_md, 0), &m_dw));
+    step_arg(w, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(w, DNNL_ARG_DIFF_DST, l->m_dy);
+    step_arg(w, DNNL_ARG_DIFF_WEIGHTS, m_dw);
+    if (l->spec.bias) {
+        const dnnl_memory_desc_t *dbmd = dnnl_primitive_desc_query_md(w->pd, dnnl_query_diff_weights_md, 1);
+        if (!dnnl_memory_desc_equal(dbmd, b_md))
+            FAIL(ERR_DNNL, "layer %s: unexpected bias gradient layout", l->spec.name);
+        step_arg(w, DNNL_ARG_DIFF_BIAS, l->params[1].m_dw);
+    }
+    TRY(param_finish_dw(l, &l->params[0]));
+fail:
+    return rc;
+}
+
+static int conv_create(Layer *l) {
+    int rc = 0;
+    const LayerSpec *s = &l->spec;
+    dnnl_memory_desc_t src, dst, w_any, w_plain, b;
+    TRY(md_nhwc(&src, l->in[0]));
+    TRY(md_nhwc(&dst, l->out));
+    dnnl_dims_t wd = {l->out.c, l->in[0].c, s->kh, s->kw}, bd = {l->out.c};
+    TRY(md_plain(&w_any, 4, wd, dnnl_format_tag_any));
+    TRY(md_plain(&w_plain, 4, wd, dnnl_oihw));
+    TRY(md_plain(&b, 1, bd, dnnl_a));
+    TRY(io_mems(l, NULL, NULL));
+    dnnl_dims_t st = {s->stride, s->stride}, pad = {s->pad, s->pad};
+    dnnl_convolution_desc_t fd, dd, wdsc;
+    DNNL_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src, &w_any,
+                                                s->bias ? &b : NULL, &dst, st, pad, pad));
+    DNNL_TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src, &w_any, &dst, st, pad, pad));
+    DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &src, &w_any,
+                                                         s->bias ? &b : NULL, &dst, st, pad, pad));
+    TRY(weighted_steps(l, &fd, &dd, &wdsc, &w_plain, &b));
+fail:
+    return rc;
+}
+
+static int fc_create(Layer *l) {
+    int rc = 0;
+    const LayerSpec *s = &l->spec;
+    int n = l->in[0].n, k = l->out.c;
+    int64_t fan_in = (int64_t)dims_sample(l->in[0]);
+    dnnl_memory_desc_t src, dst, w_any, w_plain, b;
+    dnnl_dims_t sd = {n, fan_in}, dd2 = {n, k}, wd = {k, fan_in}, bd = {k};
+    TRY(md_plain(&src, 2, sd, dnnl_nc));
+    TRY(md_plain(&dst, 2, dd2, dnnl_nc));
+    TRY(md_plain(&w_any, 2, wd, dnnl_format_tag_any));
+    TRY(md_plain(&w_plain, 2, wd, dnnl_oi));
+    TRY(md_plain(&b, 1, bd, dnnl_a));
+    TRY(io_mems(l, &src, &dst));
+    dnnl_inner_product_desc_t fd, dd, wdsc;
+    DNNL_TRY(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &src, &w_any, s->bias ? &b : NULL, &dst));
+    DNNL_TRY(dnnl_inner_product_backward_data_desc_init(&dd, &src, &w_any, &dst));
+    DNNL_TRY(dnnl_inner_product_backward_weights_desc_init(&wdsc, &src, &w_any, s->bias ? &b : NULL, &dst));
+    TRY(weighted_steps(l, &fd, &dd, &wdsc, &w_plain, &b));
+fail:
+    return rc;
+}
+
+/* ---- batch normalisation ---------------------------------------------------------------------- */
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+static int bn_create(Layer *l) {
+    int rc = 0;
+    int c = l->in[0].c;
+    unsigned flags = dnnl_use_scale | dnnl_use_shift | (l->spec.relu ? dnnl_fuse_norm_relu : 0);
+    dnnl_memory_desc_t data, cmd;
+    dnnl_dims_t cd = {c};
+    TRY(md_nhwc(&data, l->in[0]));
+    TRY(md_plain(&cmd, 1, cd, dnnl_a));
+    TRY(io_mems(l, NULL, NULL));
+    TRY(param_init(l, &l->params[0], "gamma", false, &cmd, &cmd));
+    TRY(param_init(l, &l->params[1], "beta", false, &cmd, &cmd));
+    l->n_params = 2;
+    for (int i = 0; i < c; i++) l->params[0].w[i] = 1.0f;
+    l->bn_mean = mem_calloc((size_t)c, sizeof(float));
+    l->bn_var = mem_calloc((size_t)c, sizeof(float));
+    l->bn_run_mean = mem_calloc((size_t)c, sizeof(float));
+    l->bn_run_var = mem_calloc((size_t)c, sizeof(float));
+    if (!l->bn_mean || !l->bn_var || !l->bn_run_mean || !l->bn_run_var)
+        FAIL(ERR_NOMEM, "layer %s: cannot allocate statistics", l->spec.name);
+    for (int i = 0; i < c; i++) l->bn_run_var[i] = 1.0f;
+    dnnl_memory_t m_mean, m_var, m_rmean, m_rvar, m_ws = NULL;
+    TRY(owned_mem_new(l, &m_mean, &cmd, l->bn_mean));
+    TRY(owned_mem_new(l, &m_var, &cmd, l->bn_var));
+    TRY(owned_mem_new(l, &m_rmean, &cmd, l->bn_run_mean));
+    TRY(owned_mem_new(l, &m_rvar, &cmd, l->bn_run_var));
+
+    dnnl_batch_normalization_desc_t fd, id, bd;
+    DNNL_TRY(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, BN_EPS, flags));
+    Step *f = add_step(l, l->fwd_train, &l->n_fwd_train);
+    TRY(step_make(l, f, &fd, NULL, NULL));
+    const dnnl_memory_desc_t *wsmd = dnnl_primitive_desc_query_md(f->pd, dnnl_query_workspace_md, 0);
+    if (wsmd && dnnl_memory_desc_get_size(wsmd)) {
+        l->workspace = mem_alloc(dnnl_memory_desc_get_size(wsmd));
+        if (!l->workspace) FAIL(ERR_NOMEM, "layer %s: cannot allocate workspace", l->spec.name);
+        TRY(owned_mem_new(l, &m_ws, wsmd, l->workspace));
+    }
+    step_arg(f, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(f, DNNL_ARG_DST, l->m_y);
+    step_arg(f, DNNL_ARG_SCALE, l->params[0].m_w);
+    step_arg(f, DNNL_ARG_SHIFT, l->params[1].m_w);
+    step_arg(f, DNNL_ARG_MEAN, m_mean);
+    step_arg(f, DNNL_ARG_VARIANCE, m_var);
+    if (m_ws) step_arg(f, DNNL_ARG_WORKSPACE, m_ws);
+
+    DNNL_TRY(dnnl_batch_normalization_forward_desc_init(&id, dnnl_forward_inference, &data, BN_EPS,
+                                                        flags | dnnl_use_global_stats));
+    Step *inf = add_step(l, l->fwd_infer, &l->n_fwd_infer);
+    TRY(step_make(l, inf, &id, NULL, NULL));
+    step_arg(inf, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(inf, DNNL_ARG_DST, l->m_y);
+    step_arg(inf, DNNL_ARG_SCALE, l->params[0].m_w);
+    step_arg(inf, DNNL_ARG_SHIFT, l->params[1].m_w);
+    step_arg(inf, DNNL_ARG_MEAN, m_rmean);
+    step_arg(inf, DNNL_ARG_VARIANCE, m_rvar);
+
+    DNNL_TRY(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, BN_EPS, flags));
+    Step *b = add_step(l, l->bwd, &l->n_bwd);
+    TRY(step_make(l, b, &bd, f->pd, NULL));
+    step_arg(b, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(b, DNNL_ARG_MEAN, m_mean);
+    step_arg(b, DNNL_ARG_VARIANCE, m_var);
+    step_arg(b, DNNL_ARG_DIFF_DST, l->m_dy);
+    step_arg(b, DNNL_ARG_SCALE, l->params[0].m_w);
+    step_arg(b, DNNL_ARG_SHIFT, l->params[1].m_w);
+    if (m_ws) step_arg(b, DNNL_ARG_WORKSPACE, m_ws);
+    step_arg(b, DNNL_ARG_DIFF_SRC, l->m_dx[0]);
+    step_arg(b, DNNL_ARG_DIFF_SCALE, l->params[0].m_dw);
+    step_arg(b, DNNL_ARG_DIFF_SHIFT, l->params[1].m_dw);
+fail:
+    return rc;
+}
+
+/* Running statistics after a training forward (PyTorch: unbiased variance, momentum 0.1). */
+static int bn_after_forward(Layer *l, bool train) {
+    if (!train) return 0;
+    int c = l->in[0].c;
+    double m = (double)l->in[0].n * l->in[0].h * l->in[0].w;
+    float unbias = m > 1 ? (float)(m / (m - 1)) : 1.0f;
+    for (int i = 0; i < c; i++) {
+        l->bn_run_mean[i] = (1 - BN_MOMENTUM) * l->bn_run_mean[i] + BN_MOMENTUM * l->bn_mean[i];
+        l->bn_run_var[i] = (1 - BN_MOMENTUM) * l->bn_run_var[i] + BN_MOMENTUM * unbias * l->bn_var[i];
+    }
+    return 0;
+}
+
+/* ---- ReLU, pooling, add ------------------------------------------------------------------------ */
+
+/* Eltwise ReLU backward that reads the forward output (so the forward may run in place). */
+static int relu_bwd_step(Layer *l, const dnnl_memory_desc_t *md, dnnl_memory_t dst, dnnl_memory_t diff_dst,
+                         dnnl_memory_t diff_src) {
+    int rc = 0;
+    dnnl_eltwise_desc_t fd, bd;
+    dnnl_primitive_desc_t hint = NULL;
+    DNNL_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, md, 0, 0));
+    DNNL_TRY(dnnl_primitive_desc_create(&hint, &fd, NULL, l->ctx->engine, NULL));
+    DNNL_TRY(dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, md, md, 0, 0));
+    Step *b = add_step(l, l->bwd, &l->n_bwd);
+    TRY(step_make(l, b, &bd, hint, NULL));
+    step_arg(b, DNNL_ARG_DST, dst);
+    step_arg(b, DNNL_ARG_DIFF_DST, diff_dst);
+    step_arg(b, DNNL_ARG_DIFF_SRC, diff_src);
+    b->needs_dx = 0;
+fail:
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    return rc;
+}
+
+static int relu_create(Layer *l) {
+    int rc = 0;
+    dnnl_memory_desc_t md;
+    TRY(md_nhwc(&md, l->in[0]));
+    TRY(io_mems(l, NULL, NULL));
+    dnnl_eltwise_desc_t fd;
+    DNNL_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, &md, 0, 0));
+    Step *f = add_step(l, l->fwd_train, &l->n_fwd_train);
+    TRY(step_make(l, f, &fd, NULL, NULL));
+    step_arg(f, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(f, DNNL_ARG_DST, l->m_y);
+    TRY(relu_bwd_step(l, &md, l->m_y, l->m_dy, l->m_dx[0]));
+fail:
+    return rc;
+}
+
+static int pool_create(Layer *l) {
+    int rc = 0;
+    const LayerSpec *s = &l->spec;
+    dnnl_memory_desc_t src, dst;
+    TRY(md_nhwc(&src, l->in[0]));
+    TRY(md_nhwc(&dst, l->out));
+    TRY(io_mems(l, NULL, NULL));
+    bool gap = s->kind == LAYER_GAP;
+    dnnl_alg_kind_t alg = s->kind == LAYER_MAXPOOL ? dnnl_pooling_max : dnnl_pooling_avg_include_padding;
+    dnnl_dims_t st = {gap ? 1 : s->stride, gap ? 1 : s->stride};
+    dnnl_dims_t ker = {gap ? l->in[0].h : s->kh, gap ? l->in[0].w : s->kw};
+    dnnl_dims_t dil = {0, 0}, pad = {gap ? 0 : s->pad, gap ? 0 : s->pad};
+    dnnl_pooling_v2_desc_t fd, bd;
+    DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &src, &dst, st, ker, dil, pad, pad));
+    Step *f = add_step(l, l->fwd_train, &l->n_fwd_train);
+    TRY(step_make(l, f, &fd, NULL, NULL));
+    dnnl_memory_t m_ws = NULL;
+    const dnnl_memory_desc_t *wsmd = dnnl_primitive_desc_query_md(f->pd, dnnl_query_workspace_md, 0);
+    if (wsmd && dnnl_memory_desc_get_size(wsmd)) {
+        l->workspace = mem_alloc(dnnl_memory_desc_get_size(wsmd));
+        if (!l->workspace) FAIL(ERR_NOMEM, "layer %s: cannot allocate workspace", l->spec.name);
+        TRY(owned_mem_new(l, &m_ws, wsmd, l->workspace));
+    }
+    step_arg(f, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(f, DNNL_ARG_DST, l->m_y);
+    if (m_ws) step_arg(f, DNNL_ARG_WORKSPACE, m_ws);
+    DNNL_TRY(dnnl_pooling_v2_backward_desc_init(&bd, alg, &src, &dst, st, ker, dil, pad, pad));
+    Step *b = add_step(l, l->bwd, &l->n_bwd);
+    TRY(step_make(l, b, &bd, f->pd, NULL));
+    step_arg(b, DNNL_ARG_DIFF_DST, l->m_dy);
+    step_arg(b, DNNL_ARG_DIFF_SRC, l->m_dx[0]);
+    if (m_ws) step_arg(b, DNNL_ARG_WORKSPACE, m_ws);
+    b->needs_dx = 0;
+fail:
+    return rc;
+}
+
+/* A plain copy (nhwc -> nhwc reorder), skipped when source and destination coincide. */
+static int copy_step(Layer *l, const dnnl_memory_desc_t *md, dnnl_memory_t from, float **from_ptr,
+                     dnnl_memory_t to, float **to_ptr, int needs_dx) {
+    int rc = 0;
+    Step *c = add_step(l, l->bwd, &l->n_bwd);
+    TRY(step_reorder(l, c, md, md));
+    step_arg(c, DNNL_ARG_FROM, from);
+    step_arg(c, DNNL_ARG_TO, to);
+    c->copy_src = from_ptr;
+    c->copy_dst = to_ptr;
+    c->needs_dx = needs_dx;
+fail:
+    return rc;
+}
+
+static int add_create(Layer *l) {
+    int rc = 0;
+    dnnl_memory_desc_t md;
+    dnnl_post_ops_t po = NULL;
+    TRY(md_nhwc(&md, l->out));
+    TRY(io_mems(l, NULL, NULL));
+    dnnl_binary_desc_t fd;
+    DNNL_TRY(dnnl_binary_desc_init(&fd, dnnl_binary_add, &md, &md, &md));
+    if (l->spec.relu) {
+        DNNL_TRY(dnnl_post_ops_create(&po));
+        DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0, 0));
+    }
+    Step *f = add_step(l, l->fwd_train, &l->n_fwd_train);
+    TRY(step_make(l, f, &fd, NULL, po));
+    step_arg(f, DNNL_ARG_SRC_0, l->m_x[0]);
+    step_arg(f, DNNL_ARG_SRC_1, l->m_x[1]);
+    step_arg(f, DNNL_ARG_DST, l->m_y);
+    /* dx0 = relu'(y) * dy (or dy), then dx1 = dx0 */
+    if (l->spec.relu) TRY(relu_bwd_step(l, &md, l->m_y, l->m_dy, l->m_dx[0]));
+    else TRY(copy_step(l, &md, l->m_dy, &l->dy, l->m_dx[0], &l->dx[0], 0));
+    TRY(copy_step(l, &md, l->m_dx[0], &l->dx[0], l->m_dx[1], &l->dx[1], 1));
+fail:
+    if (po) dnnl_post_ops_destroy(po);
+    return rc;
+}
+
+/* ---- softmax cross-entropy -------------------------------------------------------------------- */
+
+static int loss_create(Layer *l) {
+    int rc = 0;
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d = {l->in[0].n, l->in[0].c};
+    TRY(md_plain(&md, 2, d, dnnl_nc));
+    TRY(io_mems(l, &md, &md));
+    dnnl_softmax_desc_t fd;
+    DNNL_TRY(dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &md, 1));
+    Step *f = add_step(l, l->fwd_train, &l->n_fwd_train);
+    TRY(step_make(l, f, &fd, NULL, NULL));
+    step_arg(f, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(f, DNNL_ARG_DST, l->m_y);
+fail:
+    return rc;
+}
+
+static int loss_check_labels(const Layer *l) {
+    int n = l->in[0].n, k = l->in[0].c;
+    if (!l->labels) {
+        log_msg(LOG_ERROR, "layer %s: no labels bound", l->spec.name);
+        return ERR_SHAPE;
+    }
+    for (int i = 0; i < n; i++)
+        if (l->labels[i] < 0 || l->labels[i] >= k) {
+            log_msg(LOG_ERROR, "layer %s: label %d of sample %d outside [0, %d)", l->spec.name, (int)l->labels[i], i, k);
+            return ERR_FORMAT;
+        }
+    return 0;
+}
+
+/* Mean cross-entropy from the logits in double (log-sum-exp), so large logits stay finite. */
+static int loss_after_forward(Layer *l, bool train) {
+    int rc = loss_check_labels(l);
+    if (rc) return rc;
+    int n = l->in[0].n, k = l->in[0].c;
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = l->x[0] + (size_t)i * k;
+        double m = z[0];
+        for (int j = 1; j < k; j++) m = z[j] > m ? z[j] : m;
+        double s = 0;
+        for (int j = 0; j < k; j++) s += exp((double)z[j] - m);
+        total += m + log(s) - z[l->labels[i]];
+    }
+    l->loss = total / n;
+    return 0;
+}
+
+static int loss_after_backward(Layer *l) {
+    int n = l->in[0].n, k = l->in[0].c;
+    if (!l->dx[0]) return 0;
+    float inv = 1.0f / (float)n;
+    for (int i = 0; i < n; i++) {
+        const float *p = l->y + (size_t)i * k;
+        float *g = l->dx[0] + (size_t)i * k;
+        for (int j = 0; j < k; j++) g[j] = (p[j] - (j == l->labels[i] ? 1.0f : 0.0f)) * inv;
+    }
+    return 0;
+}
+
+double layer_loss_value(const Layer *l) { return l->loss; }
+
+int layer_loss_correct(const Layer *l, int k) {
+    int n = l->in[0].n, c = l->in[0].c, correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = l->x[0] + (size_t)i * c;
+        float target = z[l->labels[i]];
+        int above = 0;
+        for (int j = 0; j < c; j++) above += z[j] > target;
+        correct += above < k;
+    }
+    return correct;
+}
+
+static int input_create(Layer *l) { return 0; }
+
+/* ---- the registry of kinds --------------------------------------------------------------------- */
+
+static const LayerOps layer_ops[LAYER_N_KINDS] = {
+    [LAYER_INPUT] = {input_create, NULL, NULL},
+    [LAYER_CONV] = {conv_create, NULL, NULL},
+    [LAYER_BN] = {bn_create, bn_after_forward, NULL},
+    [LAYER_RELU] = {relu_create, NULL, NULL},
+    [LAYER_MAXPOOL] = {pool_create, NULL, NULL},
+    [LAYER_AVGPOOL] = {pool_create, NULL, NULL},
+    [LAYER_GAP] = {pool_create, NULL, NULL},
+    [LAYER_FC] = {fc_create, NULL, NULL},
+    [LAYER_ADD] = {add_create, NULL, NULL},
+    [LAYER_LOSS] = {loss_create, loss_after_forward, loss_after_backward},
+};
+
+/* ---- public API ------------------------------------------------------------------------------- */
+
+int layer_create(Layer **out, const LayerSpec *spec, const Dims4 *in, DnnlCtx *ctx) {
+    int rc = 0;
+    *out = NULL;
+    if (spec->kind < 0 || spec->kind >= LAYER_N_KINDS) {
+        log_msg(LOG_ERROR, "layer %s: unknown kind %d", spec->name, (int)spec->kind);
+        return ERR_SHAPE;
+    }
+    Layer *l = mem_calloc(1, sizeof *l);
+    if (!l) return ERR_NOMEM;
+    l->spec = *spec;
+    l->ops = &layer_ops[spec->kind];
+    l->ctx = ctx;
+    l->n_in = layer_kind_inputs(spec->kind);
+    for (int i = 0; i < l->n_in; i++) l->in[i] = in[i];
+    TRY(layer_out_dims(spec, in, &l->out));
+    TRY(l->ops->create(l));
+    *out = l;
+    return 0;
+fail:
+    log_msg(LOG_ERROR, "layer %s (%s): cannot create (%s)", spec->name, layer_kind_name(spec->kind), err_str(rc));
+    layer_destroy(l);
+    return rc;
+}
+
+void layer_destroy(Layer *l) {
+    if (!l) return;
+    for (int i = 0; i < l->n_fwd_train; i++) step_deinit(&l->fwd_train[i]);
+    for (int i = 0; i < l->n_fwd_infer; i++) step_deinit(&l->fwd_infer[i]);
+    for (int i = 0; i < l->n_bwd; i++) step_deinit(&l->bwd[i]);
+    for (int i = 0; i < 2; i++) param_deinit(&l->params[i]);
+    for (int i = 0; i < l->n_owned_mem; i++) dnnl_memory_destroy(l->owned_mem[i]);
+    dnnl_memory_t ms[6] = {l->m_x[0], l->m_x[1], l->m_y, l->m_dx[0], l->m_dx[1], l->m_dy};
+    for (int i = 0; i < 6; i++)
+        if (ms[i]) dnnl_memory_destroy(ms[i]);
+    mem_free(l->bn_mean);
+    mem_free(l->bn_var);
+    mem_free(l->bn_run_mean);
+    mem_free(l->bn_run_var);
+    mem_free(l->workspace);
+    mem_free(l);
+}
+
+const LayerSpec *layer_spec(const Layer *l) { return &l->spec; }
+Dims4 layer_in_dims(const Layer *l, int i) { return l->in[i]; }
+Dims4 layer_out_dims_of(const Layer *l) { return l->out; }
+
+static int set_handle(dnnl_memory_t m, void *p) {
+    if (!m) return 0;
+    return dnnl_memory_set_data_handle(m, p ? p : DNNL_MEMORY_NONE) == dnnl_success ? 0 : ERR_DNNL;
+}
+
+int layer_bind(Layer *l, float *const x[2], float *y, float *const dx[2], float *dy) {
+    int rc = 0;
+    for (int i = 0; i < l->n_in; i++) {
+        l->x[i] = x[i];
+        l->dx[i] = dx ? dx[i] : NULL;
+        TRY(set_handle(l->m_x[i], l->x[i]));
+        TRY(set_handle(l->m_dx[i], l->dx[i]));
+    }
+    l->y = y;
+    l->dy = dy;
+    TRY(set_handle(l->m_y, y));
+    TRY(set_handle(l->m_dy, dy));
+    for (int i = 0; i < l->n_bwd; i++) {
+        Step *st = &l->bwd[i];
+        st->active = st->needs_dx < 0 || l->dx[st->needs_dx] != NULL;
+        if (st->copy_src && *st->copy_src == *st->copy_dst) st->active = false;
+    }
+    /* kinds whose backward always writes dx[0] need it bound */
+    LayerKind k = l->spec.kind;
+    if ((k == LAYER_BN) && !l->dx[0])
+        FAIL(ERR_SHAPE, "layer %s: %s needs an input-gradient buffer", l->spec.name, layer_kind_name(k));
+    return 0;
+fail:
+    if (rc == ERR_DNNL) log_msg(LOG_ERROR, "layer %s: cannot bind buffers", l->spec.name);
+    return rc;
+}
+
+void layer_bind_labels(Layer *l, const int32_t *labels) { l->labels = labels; }
+
+int layer_forward(Layer *l, bool train) {
+    int rc = 0;
+    TRY(sync_scratch(l));
+    if (!train && l->n_fwd_infer) TRY(run_steps(l, l->fwd_infer, l->n_fwd_infer));
+    else if (l->n_fwd_train) TRY(run_steps(l, l->fwd_train, l->n_fwd_train));
+    if (l->ops->after_forward) TRY(l->ops->after_forward(l, train));
+fail:
+    return rc;
+}
+
+int layer_backward(Layer *l) {
+    int rc = 0;
+    TRY(sync_scratch(l));
+    if (l->n_bwd) TRY(run_steps(l, l->bwd, l->n_bwd));
+    if (l->ops->after_backward) TRY(l->ops->after_backward(l));
+fail:
+    return rc;
+}
+
+int layer_n_params(const Layer *l) { return l->n_params; }
+
+LayerParam layer_param(Layer *l, int i) {
+    ASSERT(i >= 0 && i < l->n_params);
+    Param *p = &l->params[i];
+    return (LayerParam){p->name, p->w, p->dw, p->n_stored, p->n_plain, p->decay};
+}
+
+int layer_param_get(Layer *l, int i, float *plain) {
+    ASSERT(i >= 0 && i < l->n_params);
+    return param_convert(l, &l->params[i].md, l->params[i].w, &l->params[i].plain_md, plain);
+}
+
+int layer_param_set(Layer *l, int i, const float *plain) {
+    ASSERT(i >= 0 && i < l->n_params);
+    return param_convert(l, &l->params[i].plain_md, plain, &l->params[i].md, l->params[i].w);
+}
+
+int layer_grad_get(Layer *l, int i, float *plain) {
+    ASSERT(i >= 0 && i < l->n_params);
+    return param_convert(l, &l->params[i].md, l->params[i].dw, &l->params[i].plain_md, plain);
+}
+
+float *layer_bn_running_mean(Layer *l) { return l->bn_run_mean; }
+float *layer_bn_running_var(Layer *l) { return l->bn_run_var; }
+
+int layer_init_params(Layer *l, Rng *rng) {
+    int rc = 0;
+    float *buf = NULL;
+    LayerKind k = l->spec.kind;
+    if (k != LAYER_CONV && k != LAYER_FC) return 0; /* BN starts at gamma 1, beta 0 */
+    Param *w = &l->params[0];
+    size_t n = w->n_plain;
+    size_t cap = n > (size_t)l->out.c ? n : (size_t)l->out.c;
+    buf = mem_alloc(cap * sizeof(float));
+    if (!buf) FAIL(ERR_NOMEM, "layer %s: cannot allocate init buffer", l->spec.name);
+    if (k == LAYER_CONV) {
+        double std = sqrt(2.0 / ((double)l->out.c * l->spec.kh * l->spec.kw));
+        for (size_t i = 0; i < n; i++) buf[i] = (float)(std * rng_normal(rng));
+    } else {
+        double bound = 1.0 / sqrt((double)dims_sample(l->in[0]));
+        for (size_t i = 0; i < n; i++) buf[i] = (float)(bound * (2 * rng_uniform(rng) - 1));
+    }
+    TRY(layer_param_set(l, 0, buf));
+    if (l->n_params > 1) {
+        /* conv bias 0 (torchvision's VGG); fc bias uniform like its weight (PyTorch default) */
+        double bound = k == LAYER_FC ? 1.0 / sqrt((double)dims_sample(l->in[0])) : 0.0;
+        for (int i = 0; i < l->out.c; i++) buf[i] = (float)(bound * (2 * rng_uniform(rng) - 1));
+        TRY(layer_param_set(l, 1, buf));
+    }
+fail:
+    mem_free(buf);
+    return rc;
+}

@@ -1,0 +1,136 @@
+/* layer.h: one layer of a network over oneDNN primitives.
+ *
+ * A layer's primitive descriptors, primitives, reorders, memories, parameters and parameter gradients
+ * live in one opaque Layer, created together (layer_create) and destroyed together (layer_destroy).
+ * Activation buffers are NOT owned by the layer: the network (or a test) allocates them and binds
+ * them once with layer_bind. Everything is allocated at create/bind time; forward and backward
+ * allocate nothing.
+ *
+ * Layouts: activations NHWC f32, x/y/dx/dy are (N,H,W,C). Parameters are kept in whatever layout
+ * oneDNN prefers (weights created with format `any`, reordered once); layer_param_get/set and
+ * layer_grad_get convert to and from the plain layouts below.
+ *   conv weight  (K,C,R,S)       conv bias (K)
+ *   fc weight    (K, H*W*C)      the input flattened in NHWC order, i.e. index (h*W + w)*C + c
+ *   fc bias      (K)
+ *   bn gamma (C), bn beta (C)
+ * Conventions (match PyTorch): BN eps 1e-5, running stats momentum 0.1, the running variance is
+ * updated with the unbiased batch variance; average pooling includes padding in the divisor;
+ * the loss is the mean softmax cross-entropy over the batch. */
+#ifndef RESPROP_LAYER_H
+#define RESPROP_LAYER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "core/rng.h"
+#include "core/shape.h"
+
+typedef enum {
+    LAYER_INPUT = 0, /* the network input; no computation */
+    LAYER_CONV,      /* out_c, kh, kw, stride, pad, bias */
+    LAYER_BN,        /* batch normalisation, optional fused ReLU (relu) */
+    LAYER_RELU,
+    LAYER_MAXPOOL, /* kh, kw, stride, pad */
+    LAYER_AVGPOOL, /* kh, kw, stride, pad; padding counted in the divisor */
+    LAYER_GAP,     /* global average pool to 1x1 */
+    LAYER_FC,      /* out_c, bias; input of any H,W,C is flattened */
+    LAYER_ADD,     /* y = x0 + x1, optional fused ReLU (relu); in[1] is the second input */
+    LAYER_LOSS,    /* softmax cross-entropy over x (N,1,1,classes); y holds the probabilities */
+    LAYER_N_KINDS
+} LayerKind;
+
+#define LAYER_NAME_MAX 32
+
+typedef struct {
+    LayerKind kind;
+    char name[LAYER_NAME_MAX]; /* e.g. "layer2.0.conv1"; unique within a model */
+    int in[2];                 /* producer indices in the model's layer table; -1 when unused */
+    int out_c;                 /* conv/fc output channels or features */
+    int kh, kw;                /* conv/pool kernel */
+    int stride, pad;           /* conv/pool */
+    bool bias;                 /* conv/fc */
+    bool relu;                 /* bn/add: ReLU fused on the output */
+} LayerSpec;
+
+/* Number of inputs a kind takes (0, 1 or 2). */
+int layer_kind_inputs(LayerKind kind);
+/* "conv", "bn", ...; never NULL. */
+const char *layer_kind_name(LayerKind kind);
+
+/* Output dims (n copied from in[0]) of a layer given its input dims. Returns 0, or ERR_SHAPE
+ * with a logged message when the inputs do not fit (window larger than input, add of unequal
+ * shapes, ...). Pure; used by the model counts and by layer_create. */
+int layer_out_dims(const LayerSpec *spec, const Dims4 *in, Dims4 *out);
+
+/* Shared oneDNN engine and stream. Value object: dnnl_ctx_init/dnnl_ctx_deinit. */
+typedef struct {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    void *scratch; /* one scratchpad shared by every primitive (they run one at a time) */
+    size_t scratch_bytes;
+} DnnlCtx;
+
+int dnnl_ctx_init(DnnlCtx *ctx);
+void dnnl_ctx_deinit(DnnlCtx *ctx); /* accepts a zeroed ctx */
+
+typedef struct Layer Layer;
+
+/* Creates the layer for input dims in[0..layer_kind_inputs-1] (n = batch). Parameters start at
+ * their defaults (conv/fc weights 0, biases 0, bn gamma 1, beta 0, running mean 0, var 1);
+ * layer_init_params draws Kaiming weights. On failure *out is NULL and the error is logged. */
+int layer_create(Layer **out, const LayerSpec *spec, const Dims4 *in, DnnlCtx *ctx);
+void layer_destroy(Layer *l); /* accepts NULL */
+
+const LayerSpec *layer_spec(const Layer *l);
+Dims4 layer_in_dims(const Layer *l, int i);
+Dims4 layer_out_dims_of(const Layer *l);
+
+/* Binds the activation buffers (owned by the caller, each (N,H,W,C) of the matching dims):
+ * x[i] inputs, y output, dx[i] input gradients (written, never accumulated; NULL = not needed),
+ * dy output gradient. RELU allows y == x and dx == dy; BN allows dx == dy; ADD allows y == x[0]
+ * and dx[0] == dy or dx[1] == dy. LOSS: y is (N, classes) probabilities, dy unused.
+ * Returns 0 or ERR_DNNL. */
+int layer_bind(Layer *l, float *const x[2], float *y, float *const dx[2], float *dy);
+
+/* LOSS only: labels (N) in [0, classes), bound like the activations. */
+void layer_bind_labels(Layer *l, const int32_t *labels);
+
+/* Forward pass; train selects batch statistics for BN (and updates its running statistics)
+ * and keeps what backward needs. */
+int layer_forward(Layer *l, bool train);
+/* Backward pass after a training forward: computes dx[] and the parameter gradients. */
+int layer_backward(Layer *l);
+
+/* LOSS only, after forward: mean loss over the batch and the number of correct top-1 and
+ * top-k predictions. */
+double layer_loss_value(const Layer *l);
+int layer_loss_correct(const Layer *l, int k);
+
+/* Parameters. A conv has 1 (weight) or 2 (weight, bias), fc likewise, bn 2 (gamma, beta). */
+typedef struct {
+    const char *name; /* "weight", "bias", "gamma", "beta" */
+    float *w;         /* the tensor as oneDNN stores it (n_stored elements, padding is zero) */
+    float *dw;        /* its gradient, same layout as w */
+    size_t n_stored;
+    size_t n_plain;   /* the true element count (what "params" counts) */
+    bool decay;       /* weight decay applies (conv/fc weights only) */
+} LayerParam;
+
+int layer_n_params(const Layer *l);
+/* Kaiming-normal conv weights (std = sqrt(2 / (K*R*S)), fan-out as torchvision's ResNets), fc weights
+ * and biases uniform in +-1/sqrt(fan_in) (PyTorch's default), BN gamma 1 / beta 0, all drawn from
+ * `rng` (the caller passes a stream split per layer). */
+int layer_init_params(Layer *l, Rng *rng);
+LayerParam layer_param(Layer *l, int i);
+int layer_param_get(Layer *l, int i, float *plain);
+int layer_param_set(Layer *l, int i, const float *plain);
+int layer_grad_get(Layer *l, int i, float *plain);
+
+/* BN only: running mean and variance (C), plain; NULL for other kinds. */
+float *layer_bn_running_mean(Layer *l);
+float *layer_bn_running_var(Layer *l);
+
+#endif

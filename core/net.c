@@ -1,0 +1,291 @@
+/* net.c: a network as a table of layers plus two planned arenas.
+ *
+ * Activations: every layer output gets its own region, except that ReLU and residual add write
+ * over their (first) input when that input has no other consumer and its producer's backward
+ * does not read its own output.
+ * Gradients: planned over the backward order. The gradient of a layer output lives from its first
+ * writer (the highest-index consumer, which runs first backward) to the layer's own backward.
+ * Buffers are recycled as soon as a gradient dies, layers that allow it write their input gradient
+ * over their output gradient, and the other consumers of a fork write into one shared buffer whose
+ * contents are then added to the fork's gradient. */
+#include "core/net.h"
+
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/timer.h"
+
+struct Net {
+    ModelSpec spec; /* own copy of the table */
+    int batch;
+    DnnlCtx *ctx;
+    Layer **layers; /* (n_layers) */
+    Dims4 *dims;    /* (n_layers) output dims with n = batch */
+    float **y;      /* (n_layers) output activation of each layer, (N,H,W,C) */
+    float **g;      /* (n_layers) gradient of each output, NULL where unused */
+    bool (*acc)[2]; /* acc[i][j]: layer i's dx[j] goes to `accum`, then is added to g[in[j]] */
+    float *act_arena, *grad_arena, *accum;
+    size_t act_bytes, grad_bytes, accum_bytes;
+    int32_t *labels; /* (N) */
+    int n_params;
+    LayerParam *params;
+};
+
+static bool needs_own_output(const LayerSpec *s) {
+    return s->kind == LAYER_RELU || (s->kind == LAYER_ADD && s->relu) || s->kind == LAYER_LOSS ||
+           s->kind == LAYER_INPUT;
+}
+
+static bool backward_in_place(LayerKind k) { return k == LAYER_RELU || k == LAYER_BN || k == LAYER_ADD; }
+
+/* Number of consumers of each layer's output and the highest-index one (-1: none). */
+static void count_consumers(const ModelSpec *m, int *n_cons, int *last_cons) {
+    for (int i = 0; i < m->n_layers; i++) n_cons[i] = 0, last_cons[i] = -1;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int j = 0; j < layer_kind_inputs(m->layers[i].kind); j++) {
+            int p = m->layers[i].in[j];
+            n_cons[p]++;
+            if (i > last_cons[p]) last_cons[p] = i;
+        }
+}
+
+static size_t align_floats(size_t n) { return (n + 15) / 16 * 16; }
+
+/* Plans the activation arena: off[i] is layer i's float offset, or -1-k to share layer k's. */
+static size_t plan_activations(const Net *net, const int *n_cons, long *off) {
+    const ModelSpec *m = &net->spec;
+    size_t total = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const LayerSpec *s = &m->layers[i];
+        int p = s->in[0];
+        if ((s->kind == LAYER_RELU || s->kind == LAYER_ADD) && p > 0 && n_cons[p] == 1 &&
+            !needs_own_output(&m->layers[p])) {
+            off[i] = off[p] < 0 ? off[p] : -1 - p;
+            continue;
+        }
+        off[i] = (long)total;
+        total += align_floats(dims_count(net->dims[i]));
+    }
+    return total;
+}
+
+/* Plans the gradient buffers. vb_of[i]: virtual buffer of layer i's gradient (-1: none);
+ * vb_size[b]: floats of buffer b. Returns the number of buffers. */
+static int plan_gradients(Net *net, const int *last_cons, int *vb_of, size_t *vb_size, size_t *accum_floats) {
+    const ModelSpec *m = &net->spec;
+    int n = m->n_layers, n_vb = 0;
+    bool *busy = mem_calloc((size_t)n + 1, sizeof(bool));
+    ASSERT(busy);
+    for (int i = 0; i < n; i++) vb_of[i] = -1;
+    *accum_floats = 0;
+    for (int c = n - 1; c >= 1; c--) {
+        const LayerSpec *s = &m->layers[c];
+        bool handed = false;
+        for (int j = 0; j < layer_kind_inputs(s->kind); j++) {
+            int p = s->in[j];
+            net->acc[c][j] = false;
+            if (m->layers[p].kind == LAYER_INPUT) continue;
+            size_t need = align_floats(dims_count(net->dims[p]));
+            if (last_cons[p] != c) { /* another consumer wrote first: sum through accum */
+                net->acc[c][j] = true;
+                if (need > *accum_floats) *accum_floats = need;
+                continue;
+            }
+            if (!handed && vb_of[c] >= 0 && backward_in_place(s->kind) && j == 0) {
+                vb_of[p] = vb_of[c];
+                handed = true;
+            } else { /* best free fit, else grow the largest free, else a new buffer */
+                int best = -1;
+                for (int b = 0; b < n_vb; b++) {
+                    if (busy[b]) continue;
+                    if (best < 0) best = b;
+                    else if (vb_size[b] >= need && (vb_size[best] < need || vb_size[b] < vb_size[best])) best = b;
+                    else if (vb_size[best] < need && vb_size[b] > vb_size[best]) best = b;
+                }
+                if (best < 0) best = n_vb++, vb_size[best] = 0;
+                if (vb_size[best] < need) vb_size[best] = need;
+                busy[best] = true;
+                vb_of[p] = best;
+            }
+            if (vb_size[vb_of[p]] < need) vb_size[vb_of[p]] = need;
+        }
+        if (vb_of[c] >= 0 && !handed) busy[vb_of[c]] = false;
+    }
+    mem_free(busy);
+    return n_vb;
+}
+
+int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng *rng) {
+    int rc = 0;
+    int n = m->n_layers;
+    int *n_cons = NULL, *last_cons = NULL, *vb_of = NULL;
+    long *off = NULL;
+    size_t *vb_size = NULL, *vb_off = NULL;
+    *out = NULL;
+    if (batch < 1) {
+        log_msg(LOG_ERROR, "batch %d: expected >= 1", batch);
+        return ERR_CONFIG;
+    }
+    if (n < 2 || m->layers[0].kind != LAYER_INPUT || m->layers[n - 1].kind != LAYER_LOSS) {
+        log_msg(LOG_ERROR, "model %s: expected an input layer first and a loss layer last", m->name);
+        return ERR_SHAPE;
+    }
+    Net *net = mem_calloc(1, sizeof *net);
+    if (!net) return ERR_NOMEM;
+    net->batch = batch;
+    net->ctx = ctx;
+    net->spec = *m;
+    net->spec.layers = mem_alloc((size_t)n * sizeof(LayerSpec));
+    net->layers = mem_calloc((size_t)n, sizeof(Layer *));
+    net->dims = mem_calloc((size_t)n, sizeof(Dims4));
+    net->y = mem_calloc((size_t)n, sizeof(float *));
+    net->g = mem_calloc((size_t)n, sizeof(float *));
+    net->acc = mem_calloc((size_t)n, sizeof *net->acc);
+    net->labels = mem_calloc((size_t)batch, sizeof(int32_t));
+    n_cons = mem_calloc((size_t)n, sizeof(int));
+    last_cons = mem_calloc((size_t)n, sizeof(int));
+    vb_of = mem_calloc((size_t)n, sizeof(int));
+    off = mem_calloc((size_t)n, sizeof(long));
+    vb_size = mem_calloc((size_t)n, sizeof(size_t));
+    vb_off = mem_calloc((size_t)n, sizeof(size_t));
+    if (!net->spec.layers || !net->layers || !net->dims || !net->y || !net->g || !net->acc || !net->labels ||
+        !n_cons || !last_cons || !vb_of || !off || !vb_size || !vb_off)
+        FAIL(ERR_NOMEM, "model %s: cannot allocate the network tables", m->name);
+    memcpy(net->spec.layers, m->layers, (size_t)n * sizeof(LayerSpec));
+
+    /* shapes and layers */
+    net->dims[0] = m->input;
+    net->dims[0].n = batch;
+    for (int i = 1; i < n; i++) {
+        const LayerSpec *s = &m->layers[i];
+        Dims4 in[2] = {{0}};
+        for (int j = 0; j < layer_kind_inputs(s->kind); j++) {
+            if (s->in[j] < 0 || s->in[j] >= i)
+                FAIL(ERR_SHAPE, "model %s: layer %s reads layer %d, expected an earlier layer", m->name, s->name, s->in[j]);
+            in[j] = net->dims[s->in[j]];
+        }
+        TRY(layer_create(&net->layers[i], s, in, ctx));
+        net->dims[i] = layer_out_dims_of(net->layers[i]);
+    }
+
+    /* arenas */
+    count_consumers(m, n_cons, last_cons);
+    size_t act_floats = plan_activations(net, n_cons, off);
+    size_t accum_floats;
+    int n_vb = plan_gradients(net, last_cons, vb_of, vb_size, &accum_floats);
+    size_t grad_floats = 0;
+    for (int b = 0; b < n_vb; b++) vb_off[b] = grad_floats, grad_floats += vb_size[b];
+    net->act_bytes = act_floats * sizeof(float);
+    net->grad_bytes = grad_floats * sizeof(float);
+    net->accum_bytes = accum_floats * sizeof(float);
+    net->act_arena = mem_calloc(act_floats, sizeof(float));
+    net->grad_arena = mem_calloc(grad_floats ? grad_floats : 1, sizeof(float));
+    net->accum = accum_floats ? mem_calloc(accum_floats, sizeof(float)) : NULL;
+    if (!net->act_arena || !net->grad_arena || (accum_floats && !net->accum))
+        FAIL(ERR_NOMEM, "model %s: cannot allocate %zu MB of activations and gradients", m->name,
+             (net->act_bytes + net->grad_bytes + net->accum_bytes) >> 20);
+    for (int i = 0; i < n; i++) {
+        long o = off[i];
+        while (o < 0) o = off[-1 - o];
+        net->y[i] = net->act_arena + o;
+        net->g[i] = vb_of[i] >= 0 ? net->grad_arena + vb_off[vb_of[i]] : NULL;
+    }
+
+    /* bind, init */
+    for (int i = 1; i < n; i++) {
+        const LayerSpec *s = &m->layers[i];
+        float *x[2] = {NULL, NULL}, *dx[2] = {NULL, NULL};
+        for (int j = 0; j < layer_kind_inputs(s->kind); j++) {
+            int p = s->in[j];
+            x[j] = net->y[p];
+            dx[j] = net->acc[i][j] ? net->accum : net->g[p];
+        }
+        TRY(layer_bind(net->layers[i], x, net->y[i], dx, net->g[i]));
+        Rng r = rng_split(rng, (uint64_t)i);
+        TRY(layer_init_params(net->layers[i], &r));
+    }
+    layer_bind_labels(net->layers[n - 1], net->labels);
+
+    for (int i = 1; i < n; i++) net->n_params += layer_n_params(net->layers[i]);
+    net->params = mem_calloc((size_t)net->n_params + 1, sizeof(LayerParam));
+    if (!net->params) FAIL(ERR_NOMEM, "model %s: cannot allocate the parameter list", m->name);
+    for (int i = 1, k = 0; i < n; i++)
+        for (int j = 0; j < layer_n_params(net->layers[i]); j++) net->params[k++] = layer_param(net->layers[i], j);
+    *out = net;
+    net = NULL;
+fail:
+    net_destroy(net);
+    mem_free(n_cons);
+    mem_free(last_cons);
+    mem_free(vb_of);
+    mem_free(off);
+    mem_free(vb_size);
+    mem_free(vb_off);
+    return rc;
+}
+
+void net_destroy(Net *net) {
+    if (!net) return;
+    if (net->layers)
+        for (int i = 0; i < net->spec.n_layers; i++) layer_destroy(net->layers[i]);
+    mem_free(net->layers);
+    mem_free(net->spec.layers);
+    mem_free(net->dims);
+    mem_free(net->y);
+    mem_free(net->g);
+    mem_free(net->acc);
+    mem_free(net->act_arena);
+    mem_free(net->grad_arena);
+    mem_free(net->accum);
+    mem_free(net->labels);
+    mem_free(net->params);
+    mem_free(net);
+}
+
+int net_batch(const Net *net) { return net->batch; }
+float *net_input(Net *net) { return net->y[0]; }
+int32_t *net_labels(Net *net) { return net->labels; }
+
+int net_forward(Net *net, bool train) {
+    int rc = 0;
+    for (int i = 1; i < net->spec.n_layers; i++) TRY(layer_forward(net->layers[i], train));
+fail:
+    return rc;
+}
+
+/* dst += src over n floats. */
+static void add_into(float *restrict dst, const float *restrict src, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+int net_backward(Net *net) { return net_backward_timed(net, NULL); }
+
+int net_backward_timed(Net *net, double *ms) {
+    int rc = 0;
+    const ModelSpec *m = &net->spec;
+    for (int i = m->n_layers - 1; i >= 1; i--) {
+        double t0 = ms ? timer_now_ms() : 0;
+        TRY(layer_backward(net->layers[i]));
+        for (int j = 0; j < layer_kind_inputs(m->layers[i].kind); j++)
+            if (net->acc[i][j]) {
+                int p = m->layers[i].in[j];
+                add_into(net->g[p], net->accum, dims_count(net->dims[p]));
+            }
+        if (ms) ms[i] += timer_now_ms() - t0;
+    }
+fail:
+    return rc;
+}
+
+double net_loss(const Net *net) { return layer_loss_value(net->layers[net->spec.n_layers - 1]); }
+int net_correct(const Net *net, int k) { return layer_loss_correct(net->layers[net->spec.n_layers - 1], k); }
+int net_n_layers(const Net *net) { return net->spec.n_layers; }
+Layer *net_layer(Net *net, int i) { return i > 0 && i < net->spec.n_layers ? net->layers[i] : NULL; }
+float *net_output(Net *net, int i) { return net->y[i]; }
+int net_n_params(const Net *net) { return net->n_params; }
+LayerParam net_param(Net *net, int i) { return net->params[i]; }
+size_t net_activation_bytes(const Net *net) { return net->act_bytes; }
+size_t net_gradient_bytes(const Net *net) { return net->grad_bytes + net->accum_bytes; }

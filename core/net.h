@@ -1,0 +1,54 @@
+/* net.h: a network instance built from a ModelSpec for a fixed batch size.
+ *
+ * The Net owns one Layer per spec row, the activation arena (outputs, kept for backward, with
+ * in-place reuse where a layer allows it), the gradient arena (buffers shared by liveness), the
+ * input and label buffers. Everything is allocated in net_create; net_forward/net_backward allocate
+ * nothing. Gradients reaching a layer output from several consumers (residual forks) are summed. */
+#ifndef RESPROP_NET_H
+#define RESPROP_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/layer.h"
+#include "core/model.h"
+#include "core/rng.h"
+
+typedef struct Net Net;
+
+/* Builds the network for `batch` samples and initialises its parameters from `rng` (one stream
+ * split per layer, so a layer's init does not depend on the others). The spec is copied. */
+int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng *rng);
+void net_destroy(Net *net); /* accepts NULL */
+
+int net_batch(const Net *net);
+/* Input buffer (N,H,W,C) NHWC and labels (N); the caller fills them before net_forward. */
+float *net_input(Net *net);
+int32_t *net_labels(Net *net);
+
+/* Forward through the loss. train: batch statistics, keep what backward needs. */
+int net_forward(Net *net, bool train);
+/* Backward from the loss to every parameter gradient (after a training forward). */
+int net_backward(Net *net);
+/* net_backward that adds each layer's backward time (ms, including fork sums) to ms[i]. */
+int net_backward_timed(Net *net, double *ms);
+/* After net_forward: mean loss, and correct top-1 / top-5 counts. */
+double net_loss(const Net *net);
+int net_correct(const Net *net, int k);
+
+int net_n_layers(const Net *net);
+Layer *net_layer(Net *net, int i);
+/* Output activation of layer i (N,H,W,C) and its gradient buffer (valid during/after backward
+ * only until the buffer is reused by another layer; NULL for the loss). */
+float *net_output(Net *net, int i);
+
+/* All learnable parameters in layer order (n_params entries). */
+int net_n_params(const Net *net);
+LayerParam net_param(Net *net, int i);
+
+/* Bytes of the activation and gradient arenas (for reports). */
+size_t net_activation_bytes(const Net *net);
+size_t net_gradient_bytes(const Net *net);
+
+#endif
