@@ -30,5 +30,6 @@ void cli_cpu_model(char *buf, int size);
 int cmd_version(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const CliCommand commands[] = {
     {"help", "list the subcommands (resprop help CMD: that command's options)", cmd_help},
     {"version", "print the harness version and the library versions it runs on", cmd_version},
     {"model", "per-layer table of a model: output shapes, parameters, multiply-adds", cmd_model},
+    {"train", "train a model (dense, Fashion-MNIST/MNIST) and print per-epoch accuracy", cmd_train},
     {"bench", "measure speed: `bench step` times the dense training step", cmd_bench},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -803,8 +803,8 @@ static int loss_after_backward(Layer *l) {
 
 double layer_loss_value(const Layer *l) { return l->loss; }
 
-int layer_loss_correct(const Layer *l, int k) {
-    int n = l->in[0].n, c = l->in[0].c, correct = 0;
+int layer_loss_correct(const Layer *l, int k, int n_valid) {
+    int n = n_valid < l->in[0].n ? n_valid : l->in[0].n, c = l->in[0].c, correct = 0;
     for (int i = 0; i < n; i++) {
         const float *z = l->x[0] + (size_t)i * c;
         float target = z[l->labels[i]];

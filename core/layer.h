@@ -104,10 +104,11 @@ int layer_forward(Layer *l, bool train);
 /* Backward pass after a training forward: computes dx[] and the parameter gradients. */
 int layer_backward(Layer *l);
 
-/* LOSS only, after forward: mean loss over the batch and the number of correct top-1 and
- * top-k predictions. */
+/* LOSS only, after forward: mean loss over the batch, and the number of the first n_valid samples
+ * whose label is among the k highest logits (ties count against: a label is correct when fewer
+ * than k logits are strictly higher). */
 double layer_loss_value(const Layer *l);
-int layer_loss_correct(const Layer *l, int k);
+int layer_loss_correct(const Layer *l, int k, int n_valid);
 
 /* Parameters. A conv has 1 (weight) or 2 (weight, bias), fc likewise, bn 2 (gamma, beta). */
 typedef struct {

@@ -281,7 +281,9 @@ fail:
 }
 
 double net_loss(const Net *net) { return layer_loss_value(net->layers[net->spec.n_layers - 1]); }
-int net_correct(const Net *net, int k) { return layer_loss_correct(net->layers[net->spec.n_layers - 1], k); }
+int net_correct(const Net *net, int k, int n_valid) {
+    return layer_loss_correct(net->layers[net->spec.n_layers - 1], k, n_valid);
+}
 int net_n_layers(const Net *net) { return net->spec.n_layers; }
 Layer *net_layer(Net *net, int i) { return i > 0 && i < net->spec.n_layers ? net->layers[i] : NULL; }
 float *net_output(Net *net, int i) { return net->y[i]; }

@@ -33,9 +33,10 @@ int net_forward(Net *net, bool train);
 int net_backward(Net *net);
 /* net_backward that adds each layer's backward time (ms, including fork sums) to ms[i]. */
 int net_backward_timed(Net *net, double *ms);
-/* After net_forward: mean loss, and correct top-1 / top-5 counts. */
+/* After net_forward: mean loss over the batch, and how many of the first n_valid samples are
+ * correct in the top k (k = 1, 5). */
 double net_loss(const Net *net);
-int net_correct(const Net *net, int k);
+int net_correct(const Net *net, int k, int n_valid);
 
 int net_n_layers(const Net *net);
 Layer *net_layer(Net *net, int i);
