@@ -131,8 +131,12 @@ static int bench_step(const BenchArgs *a) {
     printf("step_ms_median=%.2f img_per_s=%.1f\n", med, a->batch * 1000.0 / med);
     printf("per step (mean): forward %.2f ms, backward %.2f ms, sgd %.2f ms; outside convolutions %.1f%%\n",
            fwd_ms / a->steps, bwd_ms / a->steps, tr.opt_ms / a->steps, 100 * outside);
-    printf("activations %.1f MB, gradients %.1f MB, peak_rss=%.1f MB\n", net_activation_bytes(net) / 1048576.0,
-           net_gradient_bytes(net) / 1048576.0, ru.ru_maxrss / 1024.0);
+    size_t shared = 0;
+    for (int i = 0; i < CTX_N_SHARED; i++) shared += ctx.shared_bytes[i];
+    printf("activations %.1f MB, gradients %.1f MB, parameters+gradients %.1f MB, shared buffers %.1f MB, "
+           "peak_rss=%.1f MB\n",
+           net_activation_bytes(net) / 1048576.0, net_gradient_bytes(net) / 1048576.0,
+           net_param_bytes(net) / 1048576.0, shared / 1048576.0, ru.ru_maxrss / 1024.0);
     if (a->out) TRY(write_record(a, times, a->steps, med, outside, ru.ru_maxrss));
 fail:
     mem_free(times);

@@ -18,6 +18,7 @@
 #define LAYER_MAX_STEPS 4
 #define STEP_MAX_ARGS 12
 #define LAYER_MAX_OWNED 12
+#define LAYER_MAX_SHARED 16
 
 /* One primitive execution. `needs_dx` >= 0: run only when dx[needs_dx] is bound. `copy_of`
  * marks a reorder used as a copy (skipped when source and destination are the same buffer). */
@@ -40,11 +41,10 @@ typedef struct {
     size_t n_stored, n_plain;
     float *w, *dw;         /* (n_stored) */
     dnnl_memory_t m_w, m_dw;
-    float *w_bwd;          /* copy of w in the backward-data layout, when it differs */
-    dnnl_memory_t m_w_bwd;
-    float *dw_raw;         /* backward-weights output, when its layout differs from md */
-    dnnl_memory_desc_t raw_md;
-    dnnl_memory_t m_dw_raw;
+    dnnl_memory_desc_t bwd_md; /* the backward-data layout, when it differs from md: then */
+    dnnl_memory_t m_w_bwd;     /* a copy on the context's CTX_WEIGHTS_BWD buffer, refreshed each backward */
+    dnnl_memory_desc_t raw_md; /* the backward-weights layout, when it differs from md: then */
+    dnnl_memory_t m_dw_raw;    /* its output on CTX_WGRAD_RAW, reordered into dw right after */
 } Param;
 
 typedef struct LayerOps LayerOps;
@@ -73,7 +73,13 @@ struct Layer {
     float *bn_mean, *bn_var, *bn_run_mean, *bn_run_var; /* (C) */
     void *workspace;
     double loss;
-    void *scratch_seen;
+    /* memories on the context's shared buffers, re-pointed when the buffers move */
+    struct {
+        dnnl_memory_t mem;
+        int slot;
+    } shared_refs[LAYER_MAX_SHARED];
+    int n_shared_refs;
+    unsigned generation_seen;
 };
 
 struct LayerOps {
@@ -98,17 +104,18 @@ fail:
 void dnnl_ctx_deinit(DnnlCtx *ctx) {
     if (ctx->stream) dnnl_stream_destroy(ctx->stream);
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
-    mem_free(ctx->scratch);
+    for (int i = 0; i < CTX_N_SHARED; i++) mem_free(ctx->shared[i]);
     memset(ctx, 0, sizeof *ctx);
 }
 
-static int ctx_reserve_scratch(DnnlCtx *ctx, size_t bytes) {
-    if (bytes <= ctx->scratch_bytes) return 0;
+static int ctx_reserve(DnnlCtx *ctx, int slot, size_t bytes) {
+    if (bytes <= ctx->shared_bytes[slot]) return 0;
     void *p = mem_alloc(bytes);
     if (!p) return ERR_NOMEM;
-    mem_free(ctx->scratch);
-    ctx->scratch = p;
-    ctx->scratch_bytes = bytes;
+    mem_free(ctx->shared[slot]);
+    ctx->shared[slot] = p;
+    ctx->shared_bytes[slot] = bytes;
+    ctx->generation++;
     return 0;
 }
 
@@ -131,6 +138,10 @@ int layer_kind_inputs(LayerKind kind) {
     case LAYER_ADD: return 2;
     default: return 1;
     }
+}
+
+bool layer_kind_needs_dx(LayerKind kind, int input) {
+    return input == 0 && (kind == LAYER_BN || kind == LAYER_ADD);
 }
 
 int layer_out_dims(const LayerSpec *s, const Dims4 *in, Dims4 *out) {
@@ -208,6 +219,21 @@ static int owned_mem_new(Layer *l, dnnl_memory_t *m, const dnnl_memory_desc_t *m
     return rc;
 }
 
+/* A memory on one of the context's shared buffers (grown to fit); the layer re-points it before
+ * executing if the buffer has moved since. The caller owns and destroys the memory object. */
+static int shared_mem_new(Layer *l, dnnl_memory_t *m, const dnnl_memory_desc_t *md, int slot) {
+    int rc = 0;
+    ASSERT(l->n_shared_refs < LAYER_MAX_SHARED);
+    TRY(ctx_reserve(l->ctx, slot, dnnl_memory_desc_get_size(md)));
+    DNNL_TRY(dnnl_memory_create(m, md, l->ctx->engine, DNNL_MEMORY_NONE));
+    l->shared_refs[l->n_shared_refs].mem = *m;
+    l->shared_refs[l->n_shared_refs].slot = slot;
+    l->n_shared_refs++;
+    l->generation_seen = l->ctx->generation - 1; /* force a sync */
+fail:
+    return rc;
+}
+
 static dnnl_primitive_attr_t attr_user_scratch(void) {
     dnnl_primitive_attr_t attr = NULL;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
@@ -231,8 +257,7 @@ static int step_make(Layer *l, Step *st, const void *op_desc, const_dnnl_primiti
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(st->pd, dnnl_query_scratchpad_md, 0);
     size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (sbytes) {
-        TRY(ctx_reserve_scratch(l->ctx, sbytes));
-        DNNL_TRY(dnnl_memory_create(&st->scratch, smd, l->ctx->engine, DNNL_MEMORY_NONE));
+        TRY(shared_mem_new(l, &st->scratch, smd, CTX_SCRATCH));
         st->args[st->n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, st->scratch};
     }
     st->needs_dx = -1;
@@ -251,8 +276,7 @@ static int step_reorder(Layer *l, Step *st, const dnnl_memory_desc_t *src, const
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(st->pd, dnnl_query_scratchpad_md, 0);
     size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (sbytes) {
-        TRY(ctx_reserve_scratch(l->ctx, sbytes));
-        DNNL_TRY(dnnl_memory_create(&st->scratch, smd, l->ctx->engine, DNNL_MEMORY_NONE));
+        TRY(shared_mem_new(l, &st->scratch, smd, CTX_SCRATCH));
         st->args[st->n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, st->scratch};
     }
     st->needs_dx = -1;
@@ -293,16 +317,13 @@ fail:
     return rc;
 }
 
-/* Points every step's scratchpad memory at the context's buffer (it may have moved since bind). */
-static int sync_scratch(Layer *l) {
+/* Points the layer's memories on shared buffers at the buffers' current addresses. */
+static int sync_shared(Layer *l) {
     int rc = 0;
-    if (l->scratch_seen == l->ctx->scratch) return 0;
-    Step *lists[3] = {l->fwd_train, l->fwd_infer, l->bwd};
-    int ns[3] = {l->n_fwd_train, l->n_fwd_infer, l->n_bwd};
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; i < ns[k]; i++)
-            if (lists[k][i].scratch) DNNL_TRY(dnnl_memory_set_data_handle(lists[k][i].scratch, l->ctx->scratch));
-    l->scratch_seen = l->ctx->scratch;
+    if (l->generation_seen == l->ctx->generation) return 0;
+    for (int i = 0; i < l->n_shared_refs; i++)
+        DNNL_TRY(dnnl_memory_set_data_handle(l->shared_refs[i].mem, l->ctx->shared[l->shared_refs[i].slot]));
+    l->generation_seen = l->ctx->generation;
 fail:
     return rc;
 }
@@ -337,8 +358,6 @@ static void param_deinit(Param *p) {
     if (p->m_dw_raw) dnnl_memory_destroy(p->m_dw_raw);
     mem_free(p->w);
     mem_free(p->dw);
-    mem_free(p->w_bwd);
-    mem_free(p->dw_raw);
     memset(p, 0, sizeof *p);
 }
 
@@ -350,9 +369,8 @@ static int param_bwd_weights_mem(Layer *l, Param *p, const dnnl_memory_desc_t *w
         *out = p->m_w;
         return 0;
     }
-    p->w_bwd = mem_alloc(dnnl_memory_desc_get_size(want));
-    if (!p->w_bwd) FAIL(ERR_NOMEM, "layer %s: cannot allocate backward weights", l->spec.name);
-    TRY(mem_new(l, &p->m_w_bwd, want, p->w_bwd));
+    TRY(shared_mem_new(l, &p->m_w_bwd, want, CTX_WEIGHTS_BWD));
+    p->bwd_md = *want;
     Step *st = add_step(l, l->bwd, &l->n_bwd);
     TRY(step_reorder(l, st, &p->md, want));
     step_arg(st, DNNL_ARG_FROM, p->m_w);
@@ -370,9 +388,7 @@ static int param_dw_mem(Layer *l, Param *p, const dnnl_memory_desc_t *got, dnnl_
         *out = p->m_dw;
         return 0;
     }
-    p->dw_raw = mem_alloc(dnnl_memory_desc_get_size(got));
-    if (!p->dw_raw) FAIL(ERR_NOMEM, "layer %s: cannot allocate raw weight gradient", l->spec.name);
-    TRY(mem_new(l, &p->m_dw_raw, got, p->dw_raw));
+    TRY(shared_mem_new(l, &p->m_dw_raw, got, CTX_WGRAD_RAW));
     p->raw_md = *got;
     *out = p->m_dw_raw;
 fail:
@@ -902,10 +918,10 @@ int layer_bind(Layer *l, float *const x[2], float *y, float *const dx[2], float 
         st->active = st->needs_dx < 0 || l->dx[st->needs_dx] != NULL;
         if (st->copy_src && *st->copy_src == *st->copy_dst) st->active = false;
     }
-    /* kinds whose backward always writes dx[0] need it bound */
-    LayerKind k = l->spec.kind;
-    if ((k == LAYER_BN) && !l->dx[0])
-        FAIL(ERR_SHAPE, "layer %s: %s needs an input-gradient buffer", l->spec.name, layer_kind_name(k));
+    for (int i = 0; i < l->n_in; i++)
+        if (!l->dx[i] && layer_kind_needs_dx(l->spec.kind, i))
+            FAIL(ERR_SHAPE, "layer %s: %s needs a gradient buffer for input %d", l->spec.name,
+                 layer_kind_name(l->spec.kind), i);
     return 0;
 fail:
     if (rc == ERR_DNNL) log_msg(LOG_ERROR, "layer %s: cannot bind buffers", l->spec.name);
@@ -916,7 +932,7 @@ void layer_bind_labels(Layer *l, const int32_t *labels) { l->labels = labels; }
 
 int layer_forward(Layer *l, bool train) {
     int rc = 0;
-    TRY(sync_scratch(l));
+    TRY(sync_shared(l));
     if (!train && l->n_fwd_infer) TRY(run_steps(l, l->fwd_infer, l->n_fwd_infer));
     else if (l->n_fwd_train) TRY(run_steps(l, l->fwd_train, l->n_fwd_train));
     if (l->ops->after_forward) TRY(l->ops->after_forward(l, train));
@@ -926,7 +942,7 @@ fail:
 
 int layer_backward(Layer *l) {
     int rc = 0;
-    TRY(sync_scratch(l));
+    TRY(sync_shared(l));
     if (l->n_bwd) TRY(run_steps(l, l->bwd, l->n_bwd));
     if (l->ops->after_backward) TRY(l->ops->after_backward(l));
 fail:
@@ -934,6 +950,16 @@ fail:
 }
 
 int layer_n_params(const Layer *l) { return l->n_params; }
+
+size_t layer_param_bytes(const Layer *l) {
+    size_t b = 0;
+    for (int i = 0; i < l->n_params; i++) {
+        const Param *p = &l->params[i];
+        b += 2 * p->n_stored * sizeof(float);
+
+    }
+    return b;
+}
 
 LayerParam layer_param(Layer *l, int i) {
     ASSERT(i >= 0 && i < l->n_params);

@@ -57,6 +57,9 @@ typedef struct {
 
 /* Number of inputs a kind takes (0, 1 or 2). */
 int layer_kind_inputs(LayerKind kind);
+/* Whether a kind's backward always writes its input gradient dx[input] (so it must be bound even
+ * when the input is the network input): BN and ADD's first input. Others skip it when unbound. */
+bool layer_kind_needs_dx(LayerKind kind, int input);
 /* "conv", "bn", ...; never NULL. */
 const char *layer_kind_name(LayerKind kind);
 
@@ -66,11 +69,17 @@ const char *layer_kind_name(LayerKind kind);
 int layer_out_dims(const LayerSpec *spec, const Dims4 *in, Dims4 *out);
 
 /* Shared oneDNN engine and stream. Value object: dnnl_ctx_init/dnnl_ctx_deinit. */
+/* Buffers shared by all layers because each use is transient (inside one primitive or one
+ * layer's backward): oneDNN's scratchpad, the weights copy in backward-data layout, the weight
+ * gradient in backward-weights layout. They grow while layers are created, never in a step. */
+enum { CTX_SCRATCH = 0, CTX_WEIGHTS_BWD, CTX_WGRAD_RAW, CTX_N_SHARED };
+
 typedef struct {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
-    void *scratch; /* one scratchpad shared by every primitive (they run one at a time) */
-    size_t scratch_bytes;
+    void *shared[CTX_N_SHARED];
+    size_t shared_bytes[CTX_N_SHARED];
+    unsigned generation; /* bumped whenever a shared buffer moves */
 } DnnlCtx;
 
 int dnnl_ctx_init(DnnlCtx *ctx);
@@ -121,6 +130,8 @@ typedef struct {
 } LayerParam;
 
 int layer_n_params(const Layer *l);
+/* Bytes the layer holds for parameters and their gradients. */
+size_t layer_param_bytes(const Layer *l);
 /* Kaiming-normal conv weights (std = sqrt(2 / (K*R*S)), fan-out as torchvision's ResNets), fc weights
  * and biases uniform in +-1/sqrt(fan_in) (PyTorch's default), BN gamma 1 / beta 0, all drawn from
  * `rng` (the caller passes a stream split per layer). */

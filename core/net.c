@@ -40,15 +40,11 @@ static bool needs_own_output(const LayerSpec *s) {
 
 static bool backward_in_place(LayerKind k) { return k == LAYER_RELU || k == LAYER_BN || k == LAYER_ADD; }
 
-/* Number of consumers of each layer's output and the highest-index one (-1: none). */
-static void count_consumers(const ModelSpec *m, int *n_cons, int *last_cons) {
-    for (int i = 0; i < m->n_layers; i++) n_cons[i] = 0, last_cons[i] = -1;
+/* Number of consumers of each layer's output. */
+static void count_consumers(const ModelSpec *m, int *n_cons) {
+    for (int i = 0; i < m->n_layers; i++) n_cons[i] = 0;
     for (int i = 0; i < m->n_layers; i++)
-        for (int j = 0; j < layer_kind_inputs(m->layers[i].kind); j++) {
-            int p = m->layers[i].in[j];
-            n_cons[p]++;
-            if (i > last_cons[p]) last_cons[p] = i;
-        }
+        for (int j = 0; j < layer_kind_inputs(m->layers[i].kind); j++) n_cons[m->layers[i].in[j]]++;
 }
 
 static size_t align_floats(size_t n) { return (n + 15) / 16 * 16; }
@@ -71,14 +67,23 @@ static size_t plan_activations(const Net *net, const int *n_cons, long *off) {
     return total;
 }
 
+/* Whether consumer c writes a gradient for its input j: always, except into the network input
+ * where only kinds that cannot skip it do. */
+static bool writes_dx(const ModelSpec *m, int c, int j) {
+    return m->layers[m->layers[c].in[j]].kind != LAYER_INPUT || layer_kind_needs_dx(m->layers[c].kind, j);
+}
+
 /* Plans the gradient buffers. vb_of[i]: virtual buffer of layer i's gradient (-1: none);
- * vb_size[b]: floats of buffer b. Returns the number of buffers. */
-static int plan_gradients(Net *net, const int *last_cons, int *vb_of, size_t *vb_size, size_t *accum_floats) {
+ * vb_size[b]: floats of buffer b. Returns the number of buffers. `last_cons` is scratch. */
+static int plan_gradients(Net *net, int *last_cons, int *vb_of, size_t *vb_size, size_t *accum_floats) {
     const ModelSpec *m = &net->spec;
     int n = m->n_layers, n_vb = 0;
     bool *busy = mem_calloc((size_t)n + 1, sizeof(bool));
     ASSERT(busy);
-    for (int i = 0; i < n; i++) vb_of[i] = -1;
+    for (int i = 0; i < n; i++) vb_of[i] = -1, last_cons[i] = -1;
+    for (int c = 0; c < n; c++) /* the first writer of each gradient is its highest-index writer */
+        for (int j = 0; j < layer_kind_inputs(m->layers[c].kind); j++)
+            if (writes_dx(m, c, j) && c > last_cons[m->layers[c].in[j]]) last_cons[m->layers[c].in[j]] = c;
     *accum_floats = 0;
     for (int c = n - 1; c >= 1; c--) {
         const LayerSpec *s = &m->layers[c];
@@ -86,7 +91,7 @@ static int plan_gradients(Net *net, const int *last_cons, int *vb_of, size_t *vb
         for (int j = 0; j < layer_kind_inputs(s->kind); j++) {
             int p = s->in[j];
             net->acc[c][j] = false;
-            if (m->layers[p].kind == LAYER_INPUT) continue;
+            if (!writes_dx(m, c, j)) continue;
             size_t need = align_floats(dims_count(net->dims[p]));
             if (last_cons[p] != c) { /* another consumer wrote first: sum through accum */
                 net->acc[c][j] = true;
@@ -171,7 +176,7 @@ int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng
     }
 
     /* arenas */
-    count_consumers(m, n_cons, last_cons);
+    count_consumers(m, n_cons);
     size_t act_floats = plan_activations(net, n_cons, off);
     size_t accum_floats;
     int n_vb = plan_gradients(net, last_cons, vb_of, vb_size, &accum_floats);
@@ -200,7 +205,7 @@ int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng
         for (int j = 0; j < layer_kind_inputs(s->kind); j++) {
             int p = s->in[j];
             x[j] = net->y[p];
-            dx[j] = net->acc[i][j] ? net->accum : net->g[p];
+            dx[j] = !writes_dx(m, i, j) ? NULL : net->acc[i][j] ? net->accum : net->g[p];
         }
         TRY(layer_bind(net->layers[i], x, net->y[i], dx, net->g[i]));
         Rng r = rng_split(rng, (uint64_t)i);
@@ -289,5 +294,11 @@ Layer *net_layer(Net *net, int i) { return i > 0 && i < net->spec.n_layers ? net
 float *net_output(Net *net, int i) { return net->y[i]; }
 int net_n_params(const Net *net) { return net->n_params; }
 LayerParam net_param(Net *net, int i) { return net->params[i]; }
+size_t net_param_bytes(const Net *net) {
+    size_t b = 0;
+    for (int i = 1; i < net->spec.n_layers; i++) b += layer_param_bytes(net->layers[i]);
+    return b;
+}
+
 size_t net_activation_bytes(const Net *net) { return net->act_bytes; }
 size_t net_gradient_bytes(const Net *net) { return net->grad_bytes + net->accum_bytes; }

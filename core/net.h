@@ -51,5 +51,7 @@ LayerParam net_param(Net *net, int i);
 /* Bytes of the activation and gradient arenas (for reports). */
 size_t net_activation_bytes(const Net *net);
 size_t net_gradient_bytes(const Net *net);
+/* Bytes of parameters and their gradients (momentum is the trainer's). */
+size_t net_param_bytes(const Net *net);
 
 #endif
