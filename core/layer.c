@@ -61,8 +61,8 @@ struct Layer {
     const int32_t *labels;
     dnnl_memory_t m_x[2], m_y, m_dx[2], m_dy;
 
-    Step fwd_train[LAYER_MAX_STEPS], fwd_infer[LAYER_MAX_STEPS], bwd[LAYER_MAX_STEPS];
-    int n_fwd_train, n_fwd_infer, n_bwd;
+    Step fwd_train[LAYER_MAX_STEPS], fwd_infer[LAYER_MAX_STEPS], bwd[LAYER_MAX_STEPS], recompute[1];
+    int n_fwd_train, n_fwd_infer, n_bwd, n_recompute;
 
     Param params[2];
     int n_params;
@@ -144,8 +144,19 @@ bool layer_kind_needs_dx(LayerKind kind, int input) {
     return input == 0 && (kind == LAYER_BN || kind == LAYER_ADD);
 }
 
+/* Inputs must be positive and small enough that element counts stay far from overflow. */
+#define LAYER_MAX_DIM (1 << 20)
+#define LAYER_MAX_ELEMS (1ULL << 36)
+
 int layer_out_dims(const LayerSpec *s, const Dims4 *in, Dims4 *out) {
     int rc = 0;
+    for (int i = 0; i < layer_kind_inputs(s->kind); i++) {
+        Dims4 d = in[i];
+        if (d.n < 1 || d.c < 1 || d.h < 1 || d.w < 1 || d.n > LAYER_MAX_DIM || d.c > LAYER_MAX_DIM ||
+            d.h > LAYER_MAX_DIM || d.w > LAYER_MAX_DIM || dims_count(d) > LAYER_MAX_ELEMS)
+            FAIL(ERR_SHAPE, "layer %s: input %d is %dx%dx%dx%d (NxCxHxW), expected positive sizes with at most 2^36 elements",
+                 s->name, i, d.n, d.c, d.h, d.w);
+    }
     Dims4 o = in[0];
     switch (s->kind) {
     case LAYER_CONV:
@@ -194,12 +205,18 @@ fail:
 }
 
 static int md_nhwc(dnnl_memory_desc_t *md, Dims4 d) {
+    int rc = 0;
     dnnl_dims_t dims = {d.n, d.c, d.h, d.w};
-    return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc) == dnnl_success ? 0 : ERR_DNNL;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc));
+fail:
+    return rc;
 }
 
 static int md_plain(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
-    return dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag) == dnnl_success ? 0 : ERR_DNNL;
+    int rc = 0;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag));
+fail:
+    return rc;
 }
 
 /* A memory the layer owns with no data yet (activations get their handle at bind). */
@@ -299,8 +316,7 @@ static void step_deinit(Step *st) {
 }
 
 static Step *add_step(Layer *l, Step *list, int *n) {
-    (void)l;
-    ASSERT(*n < LAYER_MAX_STEPS);
+    ASSERT(*n < (list == l->recompute ? 1 : LAYER_MAX_STEPS));
     return &list[(*n)++];
 }
 
@@ -609,6 +625,16 @@ static int bn_create(Layer *l) {
     step_arg(inf, DNNL_ARG_MEAN, m_rmean);
     step_arg(inf, DNNL_ARG_VARIANCE, m_rvar);
 
+    /* the same normalisation from the saved batch statistics, for layer_recompute */
+    Step *rec = add_step(l, l->recompute, &l->n_recompute);
+    TRY(step_make(l, rec, &id, NULL, NULL));
+    step_arg(rec, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(rec, DNNL_ARG_DST, l->m_y);
+    step_arg(rec, DNNL_ARG_SCALE, l->params[0].m_w);
+    step_arg(rec, DNNL_ARG_SHIFT, l->params[1].m_w);
+    step_arg(rec, DNNL_ARG_MEAN, m_mean);
+    step_arg(rec, DNNL_ARG_VARIANCE, m_var);
+
     DNNL_TRY(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, BN_EPS, flags));
     Step *b = add_step(l, l->bwd, &l->n_bwd);
     TRY(step_make(l, b, &bd, f->pd, NULL));
@@ -879,6 +905,7 @@ void layer_destroy(Layer *l) {
     for (int i = 0; i < l->n_fwd_train; i++) step_deinit(&l->fwd_train[i]);
     for (int i = 0; i < l->n_fwd_infer; i++) step_deinit(&l->fwd_infer[i]);
     for (int i = 0; i < l->n_bwd; i++) step_deinit(&l->bwd[i]);
+    for (int i = 0; i < l->n_recompute; i++) step_deinit(&l->recompute[i]);
     for (int i = 0; i < 2; i++) param_deinit(&l->params[i]);
     for (int i = 0; i < l->n_owned_mem; i++) dnnl_memory_destroy(l->owned_mem[i]);
     dnnl_memory_t ms[6] = {l->m_x[0], l->m_x[1], l->m_y, l->m_dx[0], l->m_dx[1], l->m_dy};
@@ -936,6 +963,18 @@ int layer_forward(Layer *l, bool train) {
     if (!train && l->n_fwd_infer) TRY(run_steps(l, l->fwd_infer, l->n_fwd_infer));
     else if (l->n_fwd_train) TRY(run_steps(l, l->fwd_train, l->n_fwd_train));
     if (l->ops->after_forward) TRY(l->ops->after_forward(l, train));
+fail:
+    return rc;
+}
+
+bool layer_kind_recomputable(LayerKind kind) { return kind == LAYER_BN; }
+
+int layer_recompute(Layer *l) {
+    int rc = 0;
+    if (!l->n_recompute) FAIL(ERR_SHAPE, "layer %s: %s cannot recompute its output", l->spec.name,
+                              layer_kind_name(l->spec.kind));
+    TRY(sync_shared(l));
+    TRY(run_steps(l, l->recompute, l->n_recompute));
 fail:
     return rc;
 }

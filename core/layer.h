@@ -110,6 +110,12 @@ void layer_bind_labels(Layer *l, const int32_t *labels);
 /* Forward pass; train selects batch statistics for BN (and updates its running statistics)
  * and keeps what backward needs. */
 int layer_forward(Layer *l, bool train);
+/* BN only: writes y again from x and the batch statistics of the last training forward (the same
+ * normalisation, so the same values), for networks that do not keep a BN output until backward.
+ * ERR_SHAPE for other kinds. */
+int layer_recompute(Layer *l);
+/* Kinds layer_recompute supports. */
+bool layer_kind_recomputable(LayerKind kind);
 /* Backward pass after a training forward: computes dx[] and the parameter gradients. */
 int layer_backward(Layer *l);
 

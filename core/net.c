@@ -2,7 +2,8 @@
  *
  * Activations: every layer output gets its own region, except that ReLU and residual add write
  * over their (first) input when that input has no other consumer and its producer's backward
- * does not read its own output.
+ * does not read its own output, and that a BN output read only by the next layer, a conv or fc,
+ * goes to one shared buffer and is recomputed (layer_recompute) right before that layer's backward.
  * Gradients: planned over the backward order. The gradient of a layer output lives from its first
  * writer (the highest-index consumer, which runs first backward) to the layer's own backward.
  * Buffers are recycled as soon as a gradient dies, layers that allow it write their input gradient
@@ -10,6 +11,7 @@
  * contents are then added to the fork's gradient. */
 #include "core/net.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -26,8 +28,9 @@ struct Net {
     float **y;      /* (n_layers) output activation of each layer, (N,H,W,C) */
     float **g;      /* (n_layers) gradient of each output, NULL where unused */
     bool (*acc)[2]; /* acc[i][j]: layer i's dx[j] goes to `accum`, then is added to g[in[j]] */
-    float *act_arena, *grad_arena, *accum;
-    size_t act_bytes, grad_bytes, accum_bytes;
+    int *recompute_before; /* (n_layers) layer to recompute before layer i's backward, or -1 */
+    float *act_arena, *grad_arena, *accum, *recomputed;
+    size_t act_bytes, grad_bytes, accum_bytes, recomputed_bytes;
     int32_t *labels; /* (N) */
     int n_params;
     LayerParam *params;
@@ -49,13 +52,27 @@ static void count_consumers(const ModelSpec *m, int *n_cons) {
 
 static size_t align_floats(size_t n) { return (n + 15) / 16 * 16; }
 
-/* Plans the activation arena: off[i] is layer i's float offset, or -1-k to share layer k's. */
-static size_t plan_activations(const Net *net, const int *n_cons, long *off) {
+#define OFF_RECOMPUTED LONG_MIN
+
+/* Plans the activation arena: off[i] is layer i's float offset, -1-k to share layer k's, or
+ * OFF_RECOMPUTED for outputs kept in the shared recompute buffer (*recomputed floats). */
+static size_t plan_activations(Net *net, const int *n_cons, long *off, size_t *recomputed) {
     const ModelSpec *m = &net->spec;
     size_t total = 0;
+    *recomputed = 0;
+    for (int i = 0; i < m->n_layers; i++) net->recompute_before[i] = -1;
     for (int i = 0; i < m->n_layers; i++) {
         const LayerSpec *s = &m->layers[i];
         int p = s->in[0];
+        if (layer_kind_recomputable(s->kind) && n_cons[i] == 1 && i + 1 < m->n_layers &&
+            m->layers[i + 1].in[0] == i &&
+            (m->layers[i + 1].kind == LAYER_CONV || m->layers[i + 1].kind == LAYER_FC)) {
+            off[i] = OFF_RECOMPUTED;
+            net->recompute_before[i + 1] = i;
+            size_t need = align_floats(dims_count(net->dims[i]));
+            if (need > *recomputed) *recomputed = need;
+            continue;
+        }
         if ((s->kind == LAYER_RELU || s->kind == LAYER_ADD) && p > 0 && n_cons[p] == 1 &&
             !needs_own_output(&m->layers[p])) {
             off[i] = off[p] < 0 ? off[p] : -1 - p;
@@ -93,7 +110,8 @@ static int plan_gradients(Net *net, int *last_cons, int *vb_of, size_t *vb_size,
             net->acc[c][j] = false;
             if (!writes_dx(m, c, j)) continue;
             size_t need = align_floats(dims_count(net->dims[p]));
-            if (last_cons[p] != c) { /* another consumer wrote first: sum through accum */
+            bool again = j == 1 && s->in[0] == p && writes_dx(m, c, 0); /* add(x, x) */
+            if (last_cons[p] != c || again) { /* another consumer (or input) wrote first: sum */
                 net->acc[c][j] = true;
                 if (need > *accum_floats) *accum_floats = need;
                 continue;
@@ -148,6 +166,7 @@ int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng
     net->y = mem_calloc((size_t)n, sizeof(float *));
     net->g = mem_calloc((size_t)n, sizeof(float *));
     net->acc = mem_calloc((size_t)n, sizeof *net->acc);
+    net->recompute_before = mem_calloc((size_t)n, sizeof(int));
     net->labels = mem_calloc((size_t)batch, sizeof(int32_t));
     n_cons = mem_calloc((size_t)n, sizeof(int));
     last_cons = mem_calloc((size_t)n, sizeof(int));
@@ -155,7 +174,7 @@ int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng
     off = mem_calloc((size_t)n, sizeof(long));
     vb_size = mem_calloc((size_t)n, sizeof(size_t));
     vb_off = mem_calloc((size_t)n, sizeof(size_t));
-    if (!net->spec.layers || !net->layers || !net->dims || !net->y || !net->g || !net->acc || !net->labels ||
+    if (!net->spec.layers || !net->layers || !net->dims || !net->y || !net->g || !net->acc || !net->recompute_before || !net->labels ||
         !n_cons || !last_cons || !vb_of || !off || !vb_size || !vb_off)
         FAIL(ERR_NOMEM, "model %s: cannot allocate the network tables", m->name);
     memcpy(net->spec.layers, m->layers, (size_t)n * sizeof(LayerSpec));
@@ -177,7 +196,8 @@ int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng
 
     /* arenas */
     count_consumers(m, n_cons);
-    size_t act_floats = plan_activations(net, n_cons, off);
+    size_t rec_floats;
+    size_t act_floats = plan_activations(net, n_cons, off, &rec_floats);
     size_t accum_floats;
     int n_vb = plan_gradients(net, last_cons, vb_of, vb_size, &accum_floats);
     size_t grad_floats = 0;
@@ -185,16 +205,18 @@ int net_create(Net **out, const ModelSpec *m, int batch, DnnlCtx *ctx, const Rng
     net->act_bytes = act_floats * sizeof(float);
     net->grad_bytes = grad_floats * sizeof(float);
     net->accum_bytes = accum_floats * sizeof(float);
+    net->recomputed_bytes = rec_floats * sizeof(float);
+    net->recomputed = rec_floats ? mem_calloc(rec_floats, sizeof(float)) : NULL;
     net->act_arena = mem_calloc(act_floats, sizeof(float));
     net->grad_arena = mem_calloc(grad_floats ? grad_floats : 1, sizeof(float));
     net->accum = accum_floats ? mem_calloc(accum_floats, sizeof(float)) : NULL;
-    if (!net->act_arena || !net->grad_arena || (accum_floats && !net->accum))
+    if (!net->act_arena || !net->grad_arena || (accum_floats && !net->accum) || (rec_floats && !net->recomputed))
         FAIL(ERR_NOMEM, "model %s: cannot allocate %zu MB of activations and gradients", m->name,
              (net->act_bytes + net->grad_bytes + net->accum_bytes) >> 20);
     for (int i = 0; i < n; i++) {
         long o = off[i];
-        while (o < 0) o = off[-1 - o];
-        net->y[i] = net->act_arena + o;
+        while (o < 0 && o != OFF_RECOMPUTED) o = off[-1 - o];
+        net->y[i] = o == OFF_RECOMPUTED ? net->recomputed : net->act_arena + o;
         net->g[i] = vb_of[i] >= 0 ? net->grad_arena + vb_off[vb_of[i]] : NULL;
     }
 
@@ -244,6 +266,8 @@ void net_destroy(Net *net) {
     mem_free(net->act_arena);
     mem_free(net->grad_arena);
     mem_free(net->accum);
+    mem_free(net->recomputed);
+    mem_free(net->recompute_before);
     mem_free(net->labels);
     mem_free(net->params);
     mem_free(net);
@@ -273,6 +297,7 @@ int net_backward_timed(Net *net, double *ms) {
     const ModelSpec *m = &net->spec;
     for (int i = m->n_layers - 1; i >= 1; i--) {
         double t0 = ms ? timer_now_ms() : 0;
+        if (net->recompute_before[i] >= 0) TRY(layer_recompute(net->layers[net->recompute_before[i]]));
         TRY(layer_backward(net->layers[i]));
         for (int j = 0; j < layer_kind_inputs(m->layers[i].kind); j++)
             if (net->acc[i][j]) {
@@ -300,5 +325,5 @@ size_t net_param_bytes(const Net *net) {
     return b;
 }
 
-size_t net_activation_bytes(const Net *net) { return net->act_bytes; }
+size_t net_activation_bytes(const Net *net) { return net->act_bytes + net->recomputed_bytes; }
 size_t net_gradient_bytes(const Net *net) { return net->grad_bytes + net->accum_bytes; }

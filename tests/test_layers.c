@@ -499,6 +499,94 @@ static void test_loss_bad_label(void **state) {
     assert_int_equal(mem_live_bytes(), base);
 }
 
+/* BN and ADD's first input always write their input gradient (layer_kind_needs_dx); every other
+ * (kind, input) may be left unbound. */
+static void test_kind_needs_dx(void **state) {
+    for (int k = 0; k < LAYER_N_KINDS; k++)
+        for (int j = 0; j < 2; j++) {
+            bool want = j == 0 && (k == LAYER_BN || k == LAYER_ADD);
+            if (layer_kind_needs_dx((LayerKind)k, j) != want)
+                fail_msg("layer_kind_needs_dx(%s, %d) = %d, expected %d", layer_kind_name((LayerKind)k), j, !want,
+                         want);
+        }
+}
+
+/* Binding ADD with dx[0] NULL (whether or not dx[1] is bound) or BN with dx[0] NULL is ERR_SHAPE
+ * from layer_bind, not a crash in backward. The same layer then rebinds correctly: ADD with only
+ * dx[0] writes dx[0] and leaves the dx[1] buffer of the failed bind untouched; BN with dx[0] runs.
+ * Each failed bind prints one expected error line. */
+static void test_bind_missing_needed_dx(void **state) {
+    size_t base = mem_live_bytes();
+    DnnlCtx ctx;
+    assert_int_equal(dnnl_ctx_init(&ctx), 0);
+    Rng rng;
+    rng_init(&rng, 31);
+    Dims4 in = {2, 5, 4, 3}, ins[2] = {in, in};
+    size_t n = dims_count(in);
+    int C = in.c;
+    LayerSpec add = PLAIN(LAYER_ADD, true), bn = PLAIN(LAYER_BN, true);
+    Layer *la = NULL, *lb = NULL;
+    assert_int_equal(layer_create(&la, &add, ins, &ctx), 0);
+    assert_int_equal(layer_create(&lb, &bn, ins, &ctx), 0);
+
+    float *x0 = falloc(n), *x1 = falloc(n), *y = falloc(n), *dy = falloc(n), *dx0 = falloc(n), *dx1 = falloc(n);
+    double *rx0 = dalloc(n), *rx1 = dalloc(n), *ry = dalloc(n), *rdy = dalloc(n), *rdx0 = dalloc(n),
+           *rdx1 = dalloc(n);
+    draw(&rng, x0, rx0, n, 1.0, 0.0);
+    draw(&rng, x1, rx1, n, 1.0, 0.0);
+    float *xs[2] = {x0, x1};
+
+    /* ADD: dx[0] missing */
+    float *only_dx1[2] = {NULL, dx1}, *none[2] = {NULL, NULL}, *only_dx0[2] = {dx0, NULL};
+    assert_int_equal(layer_bind(la, xs, y, only_dx1, dy), ERR_SHAPE);
+    assert_int_equal(layer_bind(la, xs, y, none, dy), ERR_SHAPE);
+    assert_int_equal(layer_bind(la, xs, y, NULL, dy), ERR_SHAPE);
+    /* dx[1] alone may be unbound */
+    for (size_t i = 0; i < n; i++) dx1[i] = 12345.0f;
+    assert_int_equal(layer_bind(la, xs, y, only_dx0, dy), 0);
+    assert_int_equal(layer_forward(la, true), 0);
+    ref_add_fwd(n, rx0, rx1, true, ry);
+    check("add rebound", "y", y, ry, n, TOL);
+    draw(&rng, dy, rdy, n, 1.0, 0.0);
+    assert_int_equal(layer_backward(la), 0);
+    ref_add_bwd(n, ry, true, rdy, rdx0, rdx1);
+    check("add rebound", "dx[0]", dx0, rdx0, n, TOL);
+    for (size_t i = 0; i < n; i++)
+        if (dx1[i] != 12345.0f) fail_msg("add rebound without dx[1]: dx[1] buffer written at %zu", i);
+
+    /* BN: dx[0] missing */
+    assert_int_equal(layer_bind(lb, xs, y, none, dy), ERR_SHAPE);
+    assert_int_equal(layer_bind(lb, xs, y, NULL, dy), ERR_SHAPE);
+    assert_int_equal(layer_bind(lb, xs, y, only_dx0, dy), 0);
+    assert_int_equal(layer_forward(lb, true), 0);
+    double *gamma = dalloc((size_t)C), *beta = dalloc((size_t)C), *mean = dalloc((size_t)C),
+           *var = dalloc((size_t)C), *dg = dalloc((size_t)C), *db = dalloc((size_t)C);
+    for (int i = 0; i < C; i++) gamma[i] = 1.0; /* the defaults: gamma 1, beta 0 */
+    ref_bn_fwd_train(in, rx0, gamma, beta, true, ry, mean, var);
+    check("bn rebound", "y", y, ry, n, TOL);
+    draw(&rng, dy, rdy, n, 1.0, 0.0);
+    assert_int_equal(layer_backward(lb), 0);
+    ref_bn_bwd(in, rx0, gamma, beta, true, rdy, rdx0, dg, db);
+    check("bn rebound", "dx[0]", dx0, rdx0, n, TOL);
+
+    /* kinds that do not need dx[0] bind without it */
+    LayerSpec relu = PLAIN(LAYER_RELU, false);
+    Layer *lr = NULL;
+    assert_int_equal(layer_create(&lr, &relu, ins, &ctx), 0);
+    assert_int_equal(layer_bind(lr, xs, y, none, dy), 0);
+    assert_int_equal(layer_bind(lr, xs, y, NULL, dy), 0);
+
+    layer_destroy(la);
+    layer_destroy(lb);
+    layer_destroy(lr);
+    double *ds[] = {rx0, rx1, ry, rdy, rdx0, rdx1, gamma, beta, mean, var, dg, db};
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) mem_free(ds[i]);
+    float *fs[] = {x0, x1, y, dy, dx0, dx1};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) mem_free(fs[i]);
+    dnnl_ctx_deinit(&ctx);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
 int main(void) {
     static const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_kind_table),
@@ -507,6 +595,8 @@ int main(void) {
         cmocka_unit_test(test_param_defaults_and_init),
         cmocka_unit_test(test_shape_errors),
         cmocka_unit_test(test_loss_bad_label),
+        cmocka_unit_test(test_kind_needs_dx),
+        cmocka_unit_test(test_bind_missing_needed_dx),
     };
     enum { N_FIXED = sizeof fixed / sizeof fixed[0] };
     struct CMUnitTest tests[N_FIXED + N_CASES];

@@ -2,7 +2,9 @@
  * of tests/ref.c: loss, every parameter gradient, BN running statistics over several training
  * steps, inference with the running statistics, and no leaks. The main network is a tiny ResNet
  * built by hand as a LayerSpec table (one basic block per stage, stride-2 projection shortcuts,
- * 8x8 inputs); lenet5 and resnet20 from model_build run through the same comparison.
+ * 8x8 inputs); lenet5 and resnet20 from model_build run through the same comparison, and so do
+ * three small graphs where the network input feeds BN and ADD directly (layers that always write
+ * their input gradient) next to layers that skip it.
  *
  * Parameters are copied out of the net with layer_param_get, so both sides use exactly the same
  * f32 values; tolerance 1e-4 norm-relative (f32 through ~20 layers of convolutions and BNs). */
@@ -230,6 +232,92 @@ static void test_model_build_resnet20(void **state) {
     model_deinit(&m);
 }
 
+/* The network input read directly by kinds whose backward always writes the input gradient (BN,
+ * ADD's first input) next to kinds that skip it (conv, ADD's second input). The net must then plan
+ * and bind a gradient buffer for the input (summed over its writers), and those writes must not land
+ * in any buffer still needed by the rest of the backward: the loss, every parameter gradient and
+ * the BN statistics are compared as for the other models. */
+#define ADD_LINEAR(nm, a, b) {.kind = LAYER_ADD, .name = nm, .in = {a, b}, .relu = false}
+/* GAP at row `at` over row at - 1, then FC and the loss. */
+#define HEAD(at) \
+    {.kind = LAYER_GAP, .name = "avgpool", .in = {(at) - 1, NO}}, \
+    {.kind = LAYER_FC, .name = "fc", .in = {at, NO}, .out_c = 10, .bias = true}, \
+    {.kind = LAYER_LOSS, .name = "loss", .in = {(at) + 1, NO}}
+
+/* Input -> BN (fused ReLU, not the last writer: its input gradient goes through the fork sum),
+ * input -> conv (no input gradient), ADD(in[0] = input (the last writer), in[1] = conv, ReLU), the
+ * BN branch merged by a second ADD. */
+static LayerSpec input_fork_bn_add[] = {
+    /* 0 */ {.kind = LAYER_INPUT, .name = "input", .in = {NO, NO}},
+    /* 1 */ BN("bn_in", 0, true),
+    /* 2 */ CONV("conv", 0, 4, 3, 1, 1),
+    /* 3 */ ADD("add_in", 0, 2),
+    /* 4 */ ADD_LINEAR("merge", 3, 1),
+    /* 5 */ HEAD(5),
+};
+
+/* Input -> BN (no ReLU, the input's only gradient writer, so it may write over its own output
+ * gradient), input -> conv, ADD without ReLU (in[0] = conv, in[1] = input: no input gradient) as the
+ * input's highest-index reader, so the first writer of the input gradient is not its last reader;
+ * the two branches merged by an ADD with ReLU. */
+static LayerSpec input_fork_bn_add1[] = {
+    /* 0 */ {.kind = LAYER_INPUT, .name = "input", .in = {NO, NO}},
+    /* 1 */ BN("bn_in", 0, false),
+    /* 2 */ CONV("conv", 0, 4, 3, 1, 1),
+    /* 3 */ ADD_LINEAR("add_in", 2, 0),
+    /* 4 */ ADD("merge", 3, 1),
+    /* 5 */ HEAD(5),
+};
+
+/* ADD without ReLU on the input as in[0] feeding a conv; BN of the input merged on in[1]. */
+static LayerSpec input_add_linear[] = {
+    /* 0 */ {.kind = LAYER_INPUT, .name = "input", .in = {NO, NO}},
+    /* 1 */ CONV("conv1", 0, 4, 3, 1, 1),
+    /* 2 */ ADD_LINEAR("add_in", 0, 1),
+    /* 3 */ CONV("conv2", 2, 4, 3, 1, 1),
+    /* 4 */ BN("bn_in", 0, true),
+    /* 5 */ ADD("merge", 3, 4),
+    /* 6 */ HEAD(6),
+};
+
+/* An ADD of one output with itself (both gradients must be summed), and a BN read only by an fc
+ * (its output is recomputed before the fc's backward). */
+static LayerSpec self_add_bn_fc[] = {
+    /* 0 */ {.kind = LAYER_INPUT, .name = "input", .in = {NO, NO}},
+    /* 1 */ CONV("conv", 0, 4, 3, 1, 1),
+    /* 2 */ BN("bn", 1, false),
+    /* 3 */ ADD("self_add", 2, 2),
+    /* 4 */ CONV("conv2", 3, 3, 3, 2, 1),
+    /* 5 */ BN("bn2", 4, true),
+    /* 6 */ {.kind = LAYER_FC, .name = "fc", .in = {5, NO}, .out_c = 10, .bias = true},
+    /* 7 */ {.kind = LAYER_LOSS, .name = "loss", .in = {6, NO}},
+};
+
+#define SPEC_OF(nm, table) \
+    {.name = nm, .input = {1, 4, 6, 6}, .classes = 10, .n_layers = (int)(sizeof table / sizeof table[0]), \
+     .layers = table}
+
+static void test_input_fork_bn_add(void **state) {
+    ModelSpec m = SPEC_OF("input_fork_bn_add", input_fork_bn_add);
+    compare_net(&m, 4, 6);
+    compare_net(&m, 3, 7);
+}
+
+static void test_input_fork_bn_add1(void **state) {
+    ModelSpec m = SPEC_OF("input_fork_bn_add1", input_fork_bn_add1);
+    compare_net(&m, 4, 8);
+}
+
+static void test_self_add_bn_fc(void **state) {
+    ModelSpec m = SPEC_OF("self_add_bn_fc", self_add_bn_fc);
+    compare_net(&m, 4, 10);
+}
+
+static void test_input_add_linear(void **state) {
+    ModelSpec m = SPEC_OF("input_add_linear", input_add_linear);
+    compare_net(&m, 4, 9);
+}
+
 /* A spec that does not fit its input is an error code from net_create, with nothing leaked. */
 static void test_bad_shape(void **state) {
     size_t base = mem_live_bytes();
@@ -269,7 +357,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_resnet),          cmocka_unit_test(test_tiny_resnet_batch3),
         cmocka_unit_test(test_model_build_lenet5),   cmocka_unit_test(test_model_build_resnet20),
-        cmocka_unit_test(test_bad_shape),
+        cmocka_unit_test(test_input_fork_bn_add),    cmocka_unit_test(test_input_fork_bn_add1),
+        cmocka_unit_test(test_input_add_linear),     cmocka_unit_test(test_bad_shape),
+        cmocka_unit_test(test_self_add_bn_fc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
