@@ -10,6 +10,7 @@
 
 static _Atomic size_t mem_live;
 static _Atomic size_t mem_peak;
+static _Atomic size_t mem_allocs;
 
 void *mem_alloc(size_t bytes) {
     if (bytes > (size_t)-1 - 2 * MEM_HEADER) return NULL;
@@ -17,6 +18,7 @@ void *mem_alloc(size_t bytes) {
     unsigned char *base = aligned_alloc(MEM_ALIGN, total);
     if (!base) return NULL;
     memcpy(base, &bytes, sizeof bytes);
+    atomic_fetch_add(&mem_allocs, 1);
     size_t now = atomic_fetch_add(&mem_live, bytes) + bytes;
     size_t peak = atomic_load(&mem_peak);
     while (now > peak && !atomic_compare_exchange_weak(&mem_peak, &peak, now)) {
@@ -49,3 +51,4 @@ char *mem_strdup(const char *s) {
 
 size_t mem_live_bytes(void) { return atomic_load(&mem_live); }
 size_t mem_peak_bytes(void) { return atomic_load(&mem_peak); }
+size_t mem_n_allocs(void) { return atomic_load(&mem_allocs); }

@@ -16,5 +16,7 @@ char *mem_strdup(const char *s);
 size_t mem_live_bytes(void);
 /* Highest value mem_live_bytes has reached. */
 size_t mem_peak_bytes(void);
+/* Number of successful allocations so far (tests check that a training step makes none). */
+size_t mem_n_allocs(void);
 
 #endif

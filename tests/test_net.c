@@ -18,6 +18,7 @@
 #include "core/model.h"
 #include "core/net.h"
 #include "core/rng.h"
+#include "core/trainer.h"
 #include "tests/ref.h"
 #include "tests/testutil.h"
 
@@ -313,6 +314,35 @@ static void test_self_add_bn_fc(void **state) {
     compare_net(&m, 4, 10);
 }
 
+/* A training step allocates nothing: every buffer is planned in net_create / trainer_init. */
+static void test_step_allocates_nothing(void **state) {
+    ModelSpec m = {0};
+    assert_int_equal(model_build(&m, "resnet20", 3, 8, 8, 10), 0);
+    DnnlCtx ctx;
+    assert_int_equal(dnnl_ctx_init(&ctx), 0);
+    Rng rng;
+    rng_init(&rng, 11);
+    Net *net = NULL;
+    assert_int_equal(net_create(&net, &m, 4, &ctx, &rng), 0);
+    Trainer tr;
+    assert_int_equal(trainer_init(&tr, net), 0);
+    for (size_t i = 0; i < 4 * dims_sample(m.input); i++) net_input(net)[i] = (float)rng_normal(&rng);
+    for (int i = 0; i < 4; i++) net_labels(net)[i] = i % 10;
+    SgdParams sp = {.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = true};
+    assert_int_equal(trainer_step(&tr, &sp), 0);
+    size_t allocs = mem_n_allocs(), live = mem_live_bytes();
+    for (int s = 0; s < 3; s++) assert_int_equal(trainer_step(&tr, &sp), 0);
+    tr.profile = true;
+    assert_int_equal(trainer_step(&tr, &sp), 0);
+    assert_int_equal(net_forward(net, false), 0);
+    assert_int_equal(mem_n_allocs(), allocs);
+    assert_int_equal(mem_live_bytes(), live);
+    trainer_deinit(&tr);
+    net_destroy(net);
+    dnnl_ctx_deinit(&ctx);
+    model_deinit(&m);
+}
+
 static void test_input_add_linear(void **state) {
     ModelSpec m = SPEC_OF("input_add_linear", input_add_linear);
     compare_net(&m, 4, 9);
@@ -359,7 +389,7 @@ int main(void) {
         cmocka_unit_test(test_model_build_lenet5),   cmocka_unit_test(test_model_build_resnet20),
         cmocka_unit_test(test_input_fork_bn_add),    cmocka_unit_test(test_input_fork_bn_add1),
         cmocka_unit_test(test_input_add_linear),     cmocka_unit_test(test_bad_shape),
-        cmocka_unit_test(test_self_add_bn_fc),
+        cmocka_unit_test(test_self_add_bn_fc),       cmocka_unit_test(test_step_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
