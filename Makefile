@@ -15,9 +15,9 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhdf5_hl
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wno-unused-parameter $(if $(WERROR),-Werror)
 SAN := $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer -g)
-CFLAGS += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) -g -fopenmp $(WARN) $(SAN) \
+CFLAGS += -pthread -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) -g -fopenmp $(WARN) $(SAN) \
           -I. $(PKG_CFLAGS) -MMD -MP
-LDLIBS += -fopenmp $(SAN) -ldnnl $(PKG_LIBS) -ljpeg -lm
+LDLIBS += -pthread -fopenmp $(SAN) -ldnnl $(PKG_LIBS) -ljpeg -lm
 
 LIB_SRC := $(wildcard core/*.c baselines/*.c accel/*.c datasets/*.c results/*.c)
 BIN_SRC := $(wildcard bench/*.c)

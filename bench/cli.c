@@ -51,23 +51,3 @@ void cli_set_threads(int threads) {
     if (threads > 0) omp_set_num_threads(threads);
     openblas_set_num_threads(1);
 }
-
-void cli_cpu_model(char *buf, int size) {
-    snprintf(buf, (size_t)size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p++;
-                while (*p == ' ') p++;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(buf, (size_t)size, "%s", p);
-            }
-            break;
-        }
-    }
-    fclose(f);
-}

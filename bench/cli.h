@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "core/shape.h"
+#include "core/sysinfo.h"
 
 /* Exit codes of the CLI: 0 ok, 1 run failed, 2 bad input. */
 enum { EXIT_RUN_FAILED = 1, EXIT_BAD_INPUT = 2 };
@@ -15,7 +16,6 @@ typedef struct {
     int (*run)(int argc, char **argv);
 } CliCommand;
 
-extern const char resprop_version[];
 
 /* Parses "CxHxW" (e.g. 3x32x32). Returns 0 or -1 after printing what was expected. */
 int cli_parse_input(const char *text, Dims4 *d);
@@ -24,12 +24,13 @@ int cli_parse_int(const char *opt, const char *text, long min, long max, long *o
 int cli_parse_double(const char *opt, const char *text, double min, double max, double *out);
 /* Sets oneDNN's OpenMP threads (and OpenBLAS to 1 thread). */
 void cli_set_threads(int threads);
-/* CPU model name from /proc/cpuinfo into buf. */
-void cli_cpu_model(char *buf, int size);
 
 int cmd_version(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_imagenet_convert(int argc, char **argv);
 
 #endif

@@ -65,7 +65,7 @@ static int write_record(const BenchArgs *a, const double *step_ms, long n, doubl
     ok = ok && H5LTset_attribute_double(f, "/", "outside_conv_frac", &conv_frac, 1) >= 0;
     ok = ok && H5LTset_attribute_long(f, "/", "peak_rss_kib", &rss_kib, 1) >= 0;
     char cpu[256];
-    cli_cpu_model(cpu, sizeof cpu);
+    sysinfo_cpu_model(cpu, sizeof cpu);
     ok = ok && H5LTset_attribute_string(f, "/", "cpu", cpu) >= 0;
     if (H5Fclose(f) < 0) ok = 0;
     if (!ok || rename(tmp, a->out) != 0) {

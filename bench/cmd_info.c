@@ -20,16 +20,16 @@ int cmd_version(int argc, char **argv) {
         return strcmp(argv[1], "--help") == 0 ? 0 : EXIT_BAD_INPUT;
     }
     const dnnl_version_t *v = dnnl_version();
-    unsigned maj, min, rel;
-    H5get_libversion(&maj, &min, &rel);
-    char cpu[256];
-    cli_cpu_model(cpu, sizeof cpu);
+    char cpu[256], isa[256], dnnl[32], h5[32];
+    sysinfo_cpu_model(cpu, sizeof cpu);
+    sysinfo_cpu_isa(isa, sizeof isa);
+    sysinfo_dnnl_version(dnnl, sizeof dnnl);
+    sysinfo_hdf5_version(h5, sizeof h5);
     printf("resprop %s\n", resprop_version);
-    printf("oneDNN %d.%d.%d (%s, cpu runtime %s)\n", v->major, v->minor, v->patch, v->hash,
-           v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
-    printf("HDF5 %u.%u.%u\n", maj, min, rel);
-    printf("OpenBLAS %s\n", openblas_get_config());
-    printf("CPU %s\n", cpu);
+    printf("oneDNN %s (cpu runtime %s)\n", dnnl, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
+    printf("HDF5 %s\n", h5);
+    printf("OpenBLAS %s\n", sysinfo_openblas_config());
+    printf("CPU %s (%s)\n", cpu, isa);
     return 0;
 }
 

@@ -73,6 +73,7 @@ struct Layer {
     float *bn_mean, *bn_var, *bn_run_mean, *bn_run_var; /* (C) */
     void *workspace;
     double loss;
+    double *sample_loss; /* LOSS: (N) cross-entropy of each sample of the last forward */
     /* memories on the context's shared buffers, re-pointed when the buffers move */
     struct {
         dnnl_memory_t mem;
@@ -789,6 +790,8 @@ static int loss_create(Layer *l) {
     dnnl_dims_t d = {l->in[0].n, l->in[0].c};
     TRY(md_plain(&md, 2, d, dnnl_nc));
     TRY(io_mems(l, &md, &md));
+    l->sample_loss = mem_calloc((size_t)l->in[0].n, sizeof(double));
+    if (!l->sample_loss) FAIL(ERR_NOMEM, "layer %s: cannot allocate per-sample losses", l->spec.name);
     dnnl_softmax_desc_t fd;
     DNNL_TRY(dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &md, 1));
     Step *f = add_step(l, l->fwd_train, &l->n_fwd_train);
@@ -825,7 +828,8 @@ static int loss_after_forward(Layer *l, bool train) {
         for (int j = 1; j < k; j++) m = z[j] > m ? z[j] : m;
         double s = 0;
         for (int j = 0; j < k; j++) s += exp((double)z[j] - m);
-        total += m + log(s) - z[l->labels[i]];
+        l->sample_loss[i] = m + log(s) - z[l->labels[i]];
+        total += l->sample_loss[i];
     }
     l->loss = total / n;
     return 0;
@@ -844,6 +848,13 @@ static int loss_after_backward(Layer *l) {
 }
 
 double layer_loss_value(const Layer *l) { return l->loss; }
+
+double layer_loss_sum(const Layer *l, int n_valid) {
+    int n = n_valid < l->in[0].n ? n_valid : l->in[0].n;
+    double s = 0;
+    for (int i = 0; i < n; i++) s += l->sample_loss[i];
+    return s;
+}
 
 int layer_loss_correct(const Layer *l, int k, int n_valid) {
     int n = n_valid < l->in[0].n ? n_valid : l->in[0].n, c = l->in[0].c, correct = 0;
@@ -916,6 +927,7 @@ void layer_destroy(Layer *l) {
     mem_free(l->bn_run_mean);
     mem_free(l->bn_run_var);
     mem_free(l->workspace);
+    mem_free(l->sample_loss);
     mem_free(l);
 }
 
@@ -1014,6 +1026,16 @@ int layer_param_get(Layer *l, int i, float *plain) {
 int layer_param_set(Layer *l, int i, const float *plain) {
     ASSERT(i >= 0 && i < l->n_params);
     return param_convert(l, &l->params[i].plain_md, plain, &l->params[i].md, l->params[i].w);
+}
+
+int layer_param_to_plain(Layer *l, int i, const float *stored, float *plain) {
+    ASSERT(i >= 0 && i < l->n_params);
+    return param_convert(l, &l->params[i].md, stored, &l->params[i].plain_md, plain);
+}
+
+int layer_param_from_plain(Layer *l, int i, const float *plain, float *stored) {
+    ASSERT(i >= 0 && i < l->n_params);
+    return param_convert(l, &l->params[i].plain_md, plain, &l->params[i].md, stored);
 }
 
 int layer_grad_get(Layer *l, int i, float *plain) {

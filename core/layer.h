@@ -123,6 +123,8 @@ int layer_backward(Layer *l);
  * whose label is among the k highest logits (ties count against: a label is correct when fewer
  * than k logits are strictly higher). */
 double layer_loss_value(const Layer *l);
+/* Sum of the cross-entropy of the first n_valid samples of the last forward. */
+double layer_loss_sum(const Layer *l, int n_valid);
 int layer_loss_correct(const Layer *l, int k, int n_valid);
 
 /* Parameters. A conv has 1 (weight) or 2 (weight, bias), fc likewise, bn 2 (gamma, beta). */
@@ -146,6 +148,10 @@ LayerParam layer_param(Layer *l, int i);
 int layer_param_get(Layer *l, int i, float *plain);
 int layer_param_set(Layer *l, int i, const float *plain);
 int layer_grad_get(Layer *l, int i, float *plain);
+/* Any buffer in parameter i's stored layout (n_stored floats, e.g. its momentum) to and from the
+ * plain layout (n_plain floats). */
+int layer_param_to_plain(Layer *l, int i, const float *stored, float *plain);
+int layer_param_from_plain(Layer *l, int i, const float *plain, float *stored);
 
 /* BN only: running mean and variance (C), plain; NULL for other kinds. */
 float *layer_bn_running_mean(Layer *l);

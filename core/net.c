@@ -314,6 +314,9 @@ double net_loss(const Net *net) { return layer_loss_value(net->layers[net->spec.
 int net_correct(const Net *net, int k, int n_valid) {
     return layer_loss_correct(net->layers[net->spec.n_layers - 1], k, n_valid);
 }
+double net_loss_sum(const Net *net, int n_valid) {
+    return layer_loss_sum(net->layers[net->spec.n_layers - 1], n_valid);
+}
 int net_n_layers(const Net *net) { return net->spec.n_layers; }
 Layer *net_layer(Net *net, int i) { return i > 0 && i < net->spec.n_layers ? net->layers[i] : NULL; }
 float *net_output(Net *net, int i) { return net->y[i]; }

@@ -37,6 +37,8 @@ int net_backward_timed(Net *net, double *ms);
  * correct in the top k (k = 1, 5). */
 double net_loss(const Net *net);
 int net_correct(const Net *net, int k, int n_valid);
+/* Sum of the loss of the first n_valid samples (evaluation of a padded last batch). */
+double net_loss_sum(const Net *net, int n_valid);
 
 int net_n_layers(const Net *net);
 Layer *net_layer(Net *net, int i);

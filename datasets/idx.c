@@ -1,5 +1,4 @@
-/* idx.c: the IDX reader (MNIST, Fashion-MNIST), gzipped or plain, into a Dataset.
- * Also home of dataset_deinit until the datasets folder grows a dataset.c. */
+/* idx.c: the IDX reader (MNIST, Fashion-MNIST), gzipped or plain, into a Dataset. */
 #include "datasets/dataset.h"
 
 #include <errno.h>
@@ -24,13 +23,8 @@
 /* gzread takes an unsigned length and returns an int: read at most this much per call. */
 #define IDX_MAX_READ_BYTES ((size_t)1 << 30)
 #define IDX_PATH_BYTES 4096
-
-void dataset_deinit(Dataset *d) {
-    if (!d) return;
-    mem_free(d->images);
-    mem_free(d->labels);
-    *d = (Dataset){0};
-}
+/* The identity pass reads the stored file in chunks of this size. */
+#define IDX_CRC_CHUNK_BYTES ((size_t)1 << 20)
 
 static uint32_t idx_be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
@@ -77,6 +71,31 @@ static int idx_read(gzFile f, const char *path, const char *kind, void *buf, siz
     default: FAIL(ERR_FORMAT, "%s file %s: corrupt gzip data: %s", kind, path, zmsg);
     }
 fail:
+    return rc;
+}
+
+/* The identity of one file as stored (compressed when it is a .gz): adds its bytes to *crc (zlib
+ * crc32, continued) and their count to *bytes. A separate plain-stdio pass over the raw file, run
+ * once the file has been decoded and checked. */
+static int idx_crc_file(const char *path, const char *kind, uint32_t *crc, uint64_t *bytes) {
+    int rc = 0;
+    FILE *f = NULL;
+    unsigned char *buf = mem_alloc(IDX_CRC_CHUNK_BYTES);
+    uLong c = *crc;
+    if (!buf) FAIL(ERR_NOMEM, "%s file %s: cannot allocate %zu bytes", kind, path, IDX_CRC_CHUNK_BYTES);
+    f = fopen(path, "rb");
+    if (!f) FAIL(ERR_IO, "%s file %s: cannot open: %s", kind, path, strerror(errno));
+    for (;;) {
+        size_t got = fread(buf, 1, IDX_CRC_CHUNK_BYTES, f);
+        c = crc32(c, buf, (uInt)got);
+        *bytes += got;
+        if (got < IDX_CRC_CHUNK_BYTES) break;
+    }
+    if (ferror(f)) FAIL(ERR_IO, "%s file %s: read error: %s", kind, path, strerror(errno));
+    *crc = (uint32_t)c;
+fail:
+    if (f) fclose(f);
+    mem_free(buf);
     return rc;
 }
 
@@ -203,7 +222,12 @@ int dataset_load_idx(Dataset *d, const char *images_path, const char *labels_pat
                  labels_path, i, raw_labels[i], classes - 1, classes);
         t.labels[i] = raw_labels[i];
     }
-    log_msg(LOG_INFO, "idx: %s: %d images of %dx%d, %d classes", images_path, t.n, t.h, t.w, classes);
+    t.checksum = (uint32_t)crc32(0L, Z_NULL, 0);
+    TRY(idx_crc_file(images_path, "images", &t.checksum, &t.file_bytes));
+    TRY(idx_crc_file(labels_path, "labels", &t.checksum, &t.file_bytes));
+    snprintf(t.source, sizeof t.source, "%s + %s", images_path, labels_path);
+    log_msg(LOG_INFO, "idx: %s: %d images of %dx%d, %d classes, %llu bytes, crc32 %08x", images_path,
+            t.n, t.h, t.w, classes, (unsigned long long)t.file_bytes, (unsigned)t.checksum);
     *d = t;
     t = (Dataset){0};
 fail:
@@ -245,6 +269,7 @@ int dataset_load_idx_dir(Dataset *d, const char *dir, const char *split, int cla
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte.gz", prefix);
     TRY(idx_resolve(labels_path, sizeof labels_path, dir, name));
     TRY(dataset_load_idx(d, images_path, labels_path, classes));
+    snprintf(d->source, sizeof d->source, "%s (%s)", dir, split);
 fail:
     return rc;
 }

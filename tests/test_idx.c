@@ -144,6 +144,10 @@ static void assert_zeroed(const Dataset *d) {
     assert_int_equal(d->classes, 0);
     assert_null(d->images);
     assert_null(d->labels);
+    assert_null(d->class_names);
+    assert_int_equal(d->file_bytes, 0);
+    assert_int_equal(d->checksum, 0);
+    assert_int_equal(d->source[0], 0);
 }
 
 /* Every pixel and label of a loaded generated file. */
@@ -167,6 +171,35 @@ static void assert_generated(const Dataset *d, int n, int rows, int cols, int cl
         if (d->labels[i] != tlabel(i, classes) && bad++ < 10)
             print_error("label %zu: got %d, want %d\n", i, d->labels[i], tlabel(i, classes));
     assert_int_equal(bad, 0);
+}
+
+/* The identity the loader must report for an image file then a label file: crc32 over the bytes the
+ * test wrote (read back as stored, i.e. compressed for .gz) and their total size. */
+static void file_identity(const char *path, uLong *crc, uint64_t *bytes) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        *crc = crc32(*crc, buf, (uInt)got);
+        *bytes += got;
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+static void assert_identity(const Dataset *d, const char *images, const char *labels, const char *source) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    uint64_t bytes = 0;
+    struct stat si, sl;
+    file_identity(images, &crc, &bytes);
+    file_identity(labels, &crc, &bytes);
+    assert_int_equal(stat(images, &si), 0);
+    assert_int_equal(stat(labels, &sl), 0);
+    assert_int_equal(bytes, (uint64_t)si.st_size + (uint64_t)sl.st_size);
+    assert_int_equal(d->file_bytes, bytes);
+    assert_int_equal(d->checksum, (uint32_t)crc);
+    assert_string_equal(d->source, source);
+    assert_null(d->class_names);
 }
 
 /* Runs load (images/labels paths of fx, or dir+split when split != NULL) with stderr captured into
@@ -222,6 +255,9 @@ static void test_load_gz(void **state) {
     Dataset d = {0};
     assert_int_equal(dataset_load_idx(&d, fx->images, fx->labels, 10), 0);
     assert_generated(&d, 7, 5, 3, 10);
+    char source[2 * PATH_BYTES + 8];
+    snprintf(source, sizeof source, "%s + %s", fx->images, fx->labels);
+    assert_identity(&d, fx->images, fx->labels, source);
     dataset_deinit(&d);
     assert_zeroed(&d);
     assert_int_equal(mem_live_bytes(), live);
@@ -238,11 +274,16 @@ static void test_load_plain(void **state) {
     Dataset d = {0};
     assert_int_equal(dataset_load_idx(&d, img, lab, 3), 0);
     assert_generated(&d, 4, 2, 6, 3);
+    char source[2 * PATH_BYTES + 8];
+    snprintf(source, sizeof source, "%s + %s", img, lab);
+    assert_identity(&d, img, lab, source);
     dataset_deinit(&d);
     /* mixed: plain images, gzipped labels; one class means every label is 0 */
     write_labels(fx->labels, 1, MAGIC_LABELS, 4, 4, 1);
     assert_int_equal(dataset_load_idx(&d, img, fx->labels, 1), 0);
     assert_generated(&d, 4, 2, 6, 1);
+    snprintf(source, sizeof source, "%s + %s", img, fx->labels);
+    assert_identity(&d, img, fx->labels, source);
     dataset_deinit(&d);
     assert_int_equal(mem_live_bytes(), live);
 }
@@ -256,6 +297,9 @@ static void test_load_large(void **state) {
     Dataset d = {0};
     assert_int_equal(dataset_load_idx(&d, fx->images, fx->labels, 10), 0);
     assert_generated(&d, 8000, 28, 28, 10);
+    char source[2 * PATH_BYTES + 8];
+    snprintf(source, sizeof source, "%s + %s", fx->images, fx->labels);
+    assert_identity(&d, fx->images, fx->labels, source);
     dataset_deinit(&d);
     assert_int_equal(mem_live_bytes(), live);
 }
@@ -274,12 +318,21 @@ static void test_load_dir(void **state) {
     fx_path(fx, p, "t10k-labels-idx1-ubyte");
     write_labels(p, 0, MAGIC_LABELS, 2, 2, 10);
     Dataset d = {0};
+    char img[PATH_BYTES], lab[PATH_BYTES], source[PATH_BYTES + 16];
     assert_int_equal(dataset_load_idx_dir(&d, fx->dir, "train", 10), 0);
     assert_generated(&d, 9, 3, 3, 10);
+    fx_path(fx, img, "train-images-idx3-ubyte.gz");
+    fx_path(fx, lab, "train-labels-idx1-ubyte.gz");
+    snprintf(source, sizeof source, "%s (train)", fx->dir);
+    assert_identity(&d, img, lab, source);
     dataset_deinit(&d);
     snprintf(slash, sizeof slash, "%s/", fx->dir);
     assert_int_equal(dataset_load_idx_dir(&d, slash, "test", 10), 0);
     assert_generated(&d, 2, 3, 3, 10);
+    fx_path(fx, img, "t10k-images-idx3-ubyte");
+    fx_path(fx, lab, "t10k-labels-idx1-ubyte");
+    snprintf(source, sizeof source, "%s/ (test)", fx->dir);
+    assert_identity(&d, img, lab, source);
     dataset_deinit(&d);
     assert_int_equal(mem_live_bytes(), live);
 }
@@ -461,6 +514,12 @@ static void check_fashion(const char *split, int n_want) {
     double mean = sum / (double)n_pix;
     if (mean < 60 || mean > 85) print_error("%s: mean pixel %.2f, expected ~73\n", split, mean);
     assert_true(mean >= 60 && mean <= 85);
+    char img[PATH_BYTES], lab[PATH_BYTES], source[PATH_BYTES];
+    const char *prefix = strcmp(split, "train") == 0 ? "train" : "t10k";
+    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", FASHION_DIR, prefix);
+    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", FASHION_DIR, prefix);
+    snprintf(source, sizeof source, "%s (%s)", FASHION_DIR, split);
+    assert_identity(&d, img, lab, source);
     dataset_deinit(&d);
     assert_int_equal(mem_live_bytes(), live);
 }

@@ -1,0 +1,38 @@
+/* runconfig.h: the training run's configuration (`resprop train`, sweeps, records). The table in
+ * runconfig.c is the only place a run key is declared: help, INI keys, bounds and the record's
+ * copy all come from it. Scheme keys (--scheme.KEY=VALUE, [scheme.NAME]) pass through to `extra`. */
+#ifndef RESPROP_RUNCONFIG_H
+#define RESPROP_RUNCONFIG_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+
+typedef struct {
+    /* data */
+    char dataset[CFG_STR_MAX];  /* fmnist|mnist|cifar10|cifar100|imagenet|synthetic */
+    char data_dir[CFG_STR_MAX]; /* "" = the dataset's default directory */
+    char labels[CFG_STR_MAX];   /* cifar100: fine|coarse */
+    int limit_train, limit_test; /* use the first N images (0 = all) */
+    char augment[CFG_STR_MAX];  /* auto|none|crop-flip: auto = crop-flip except lenet5 */
+    int synthetic_train, synthetic_test, synthetic_classes; /* synthetic set sizes */
+    char synthetic_shape[CFG_STR_MAX]; /* CxHxW */
+    /* model and optimisation */
+    char model[CFG_STR_MAX];
+    int epochs, batch;
+    double lr, momentum, weight_decay;
+    bool nesterov;
+    char schedule[CFG_STR_MAX]; /* constant|cosine|onecycle|step:E1,E2,... */
+    double lr_min, gamma, warmup_epochs, pct_start, div_factor, final_div;
+    /* run */
+    long seed;
+    int threads;
+    char out[CFG_STR_MAX];    /* record path (NAME.h5); "" = results/runs/<derived name>.h5 */
+    char resume[CFG_STR_MAX]; /* record or checkpoint to resume; "" = fresh run */
+    int log_every;            /* progress line and per-step record row every N steps */
+    bool quiet;
+} RunConfig;
+
+extern const CfgTable runconfig_table;
+
+#endif
