@@ -13,7 +13,10 @@ static const CliCommand commands[] = {
     {"help", "list the subcommands (resprop help CMD: that command's options)", cmd_help},
     {"version", "print the harness version and the library versions it runs on", cmd_version},
     {"model", "per-layer table of a model: output shapes, parameters, multiply-adds", cmd_model},
-    {"train", "train a model (dense, Fashion-MNIST/MNIST) and print per-epoch accuracy", cmd_train},
+    {"train", "train a model; writes an HDF5 run record and checkpoints (resprop train --help)", cmd_train},
+    {"eval", "evaluate a checkpoint on its dataset's test split", cmd_eval},
+    {"export", "write a run record's series as .dat (gnuplot) and .csv files", cmd_export},
+    {"imagenet-convert", "convert an ILSVRC-2012 JPEG tree into HDF5 shards", cmd_imagenet_convert},
     {"bench", "measure speed: `bench step` times the dense training step", cmd_bench},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -14,8 +14,8 @@ typedef struct {
 } RunHooks;
 
 typedef struct {
-    char record[CFG_STR_MAX];     /* NAME.h5 (complete) or NAME.h5.part (interrupted or failed) */
-    char checkpoint[CFG_STR_MAX]; /* NAME.ckpt.h5 */
+    char record[CFG_STR_MAX + 32];     /* NAME.h5 (complete) or NAME.h5.part (interrupted or failed) */
+    char checkpoint[CFG_STR_MAX + 32]; /* NAME.ckpt.h5 */
     int epochs_done;
     bool complete;
     double final_train_loss, final_test_loss, final_test_acc, final_test_acc5;

@@ -59,7 +59,7 @@ int trainer_step(Trainer *t, const SgdParams *p) {
         TRY(net_forward(net, true));
     }
     double loss = net_loss(net);
-    if (!isfinite(loss)) FAIL(ERR_NUMERIC, "step %ld: loss is %g (expected a finite value)", t->step, loss);
+    if (!isfinite(loss)) FAIL(ERR_NUMERIC, "training step %ld: loss is %g (expected a finite value)", t->step + 1, loss);
     if (t->profile) TRY(net_backward_timed(net, t->bwd_ms));
     else TRY(net_backward(net));
     double t0 = timer_now_ms();

@@ -4,7 +4,11 @@
  * and the message. Plain HDF5 only (attributes, 1-D/N-D datasets), so h5dump and h5py read it.
  *
  * Series ("tables"): a group whose members are 1-D extendible datasets of equal length, one per
- * column, each with a "unit" attribute; rows are appended. results/SCHEMA.md lists every path. */
+ * column, each with a "unit" attribute; rows are appended. results/SCHEMA.md lists every path.
+ *
+ * Every int function returns 0 or a negative ERR_* and logs why, naming the file: ERR_HDF5 for a
+ * failed HDF5 call, ERR_IO for files that are missing or in the way, ERR_FORMAT for a record
+ * without the expected object or shape, ERR_CONFIG for bad arguments (names, counts, sizes). */
 #ifndef RESPROP_H5REC_H
 #define RESPROP_H5REC_H
 

@@ -1,0 +1,501 @@
+#include "core/run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "core/checkpoint.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/model.h"
+#include "core/net.h"
+#include "core/sysinfo.h"
+#include "core/timer.h"
+#include "core/trainer.h"
+#include "datasets/dataset.h"
+#include "datasets/imagenet.h"
+#include "datasets/loader.h"
+#include "results/h5rec.h"
+
+/* The per-epoch series: also the checkpoint's history, so the record can be rebuilt from it. */
+static const char *const epoch_cols[] = {"epoch",    "train_loss", "train_acc", "test_loss",  "test_acc",
+                                         "test_acc5", "lr",        "wall_s",    "data_wait_s"};
+static const char *const epoch_units[] = {"1", "nats", "frac", "nats", "frac", "frac", "1", "s", "s"};
+#define N_EPOCH_COLS (int)(sizeof epoch_cols / sizeof epoch_cols[0])
+static const char *const step_cols[] = {"step", "epoch", "loss", "lr", "step_ms"};
+static const char *const step_units[] = {"1", "1", "nats", "1", "ms"};
+#define N_STEP_COLS (int)(sizeof step_cols / sizeof step_cols[0])
+
+void run_record_path(const RunConfig *cfg, char *buf, size_t cap) {
+    if (cfg->out[0]) snprintf(buf, cap, "%s", cfg->out);
+    else snprintf(buf, cap, "results/runs/%.200s-%.64s-s%ld.h5", cfg->model, cfg->dataset, cfg->seed);
+}
+
+/* NAME from NAME.h5, NAME.h5.part or NAME.ckpt.h5. */
+static void base_name(const char *path, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", path);
+    static const char *const suffixes[] = {".ckpt.h5", ".h5.part", ".h5"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(buf), s = strlen(suffixes[i]);
+        if (n > s && strcmp(buf + n - s, suffixes[i]) == 0) {
+            buf[n - s] = 0;
+            return;
+        }
+    }
+}
+
+static bool file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+/* mkdir -p of the directory part of path. */
+static int make_parent_dirs(const char *path) {
+    char tmp[CFG_STR_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) != 0 && !file_exists(tmp)) {
+            log_msg(LOG_ERROR, "cannot create directory %s", tmp);
+            return ERR_IO;
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
+/* ---- data --------------------------------------------------------------------------------------- */
+
+static int parse_shape(const char *text, int *c, int *h, int *w) {
+    char tail;
+    if (sscanf(text, "%dx%dx%d%c", c, h, w, &tail) != 3 || *c < 1 || *h < 1 || *w < 1 || *c > 4 || *h > 4096 ||
+        *w > 4096) {
+        log_msg(LOG_ERROR, "synthetic-shape '%s': expected CxHxW with C in 1..4, e.g. 3x8x8", text);
+        return ERR_CONFIG;
+    }
+    return 0;
+}
+
+static int load_split(const RunConfig *cfg, const char *split, Dataset *d) {
+    const char *ds = cfg->dataset, *dir = cfg->data_dir;
+    if (strcmp(ds, "fmnist") == 0)
+        return dataset_load_idx_dir(d, dir[0] ? dir : "/usr/share/datasets/fashion-mnist", split, 10);
+    if (strcmp(ds, "synthetic") == 0) {
+        int c, h, w, rc = parse_shape(cfg->synthetic_shape, &c, &h, &w);
+        if (rc) return rc;
+        int n = strcmp(split, "train") == 0 ? cfg->synthetic_train : cfg->synthetic_test;
+        return dataset_synthetic(d, split, n, c, h, w, cfg->synthetic_classes, (uint64_t)cfg->seed);
+    }
+    if (!dir[0]) {
+        log_msg(LOG_ERROR, "dataset %s needs --data-dir DIR (%s)", ds,
+                strcmp(ds, "mnist") == 0      ? "the directory of the four IDX .gz files"
+                : strcmp(ds, "imagenet") == 0 ? "the shards written by resprop imagenet-convert"
+                                              : "the directory of the CIFAR binary files");
+        return ERR_CONFIG;
+    }
+    if (strcmp(ds, "mnist") == 0) return dataset_load_idx_dir(d, dir, split, 10);
+    if (strcmp(ds, "cifar10") == 0) return dataset_load_cifar10(d, dir, split);
+    if (strcmp(ds, "cifar100") == 0) return dataset_load_cifar100(d, dir, split, strcmp(cfg->labels, "coarse") == 0);
+    if (strcmp(ds, "imagenet") == 0) return dataset_load_imagenet(d, dir, strcmp(split, "train") == 0 ? "train" : "val");
+    log_msg(LOG_ERROR, "dataset '%s': unknown", ds);
+    return ERR_CONFIG;
+}
+
+static int load_data(const RunConfig *cfg, Dataset *train, Dataset *test) {
+    int rc = 0;
+    TRY(load_split(cfg, "train", train));
+    TRY(load_split(cfg, "test", test));
+    if (train->c != test->c || train->h != test->h || train->w != test->w || train->classes != test->classes)
+        FAIL(ERR_FORMAT, "dataset %s: train images %dx%dx%d (%d classes) but test images %dx%dx%d (%d classes)",
+             cfg->dataset, train->c, train->h, train->w, train->classes, test->c, test->h, test->w, test->classes);
+    if (cfg->limit_train > 0) dataset_truncate(train, cfg->limit_train);
+    if (cfg->limit_test > 0) dataset_truncate(test, cfg->limit_test);
+fail:
+    return rc;
+}
+
+/* auto: crop + flip (pad 2 at 28 px, 4 at 32 px, h/8 otherwise), except lenet5 (none). */
+static void make_augment(const RunConfig *cfg, const Dataset *train, Augment *a) {
+    memset(a, 0, sizeof *a);
+    dataset_channel_stats(train, a->mean, a->std);
+    bool on = strcmp(cfg->augment, "crop-flip") == 0 || (strcmp(cfg->augment, "auto") == 0 && strcmp(cfg->model, "lenet5") != 0);
+    if (on) {
+        a->pad = train->h <= 28 ? 2 : train->h <= 32 ? 4 : train->h / 8;
+        a->flip = true;
+    }
+}
+
+/* ---- the record --------------------------------------------------------------------------------- */
+
+static int record_header(H5Rec *rec, const RunConfig *cfg, const CfgExtra *extra, const ModelSpec *m,
+                         const Dataset *train, const Dataset *test, long steps_per_epoch, const Augment *aug) {
+    int rc = 0;
+    char buf[512], *text = NULL;
+    TRY(h5rec_attr_str(rec, "/", "version", resprop_version));
+    sysinfo_dnnl_version(buf, sizeof buf);
+    TRY(h5rec_attr_str(rec, "/", "dnnl_version", buf));
+    sysinfo_hdf5_version(buf, sizeof buf);
+    TRY(h5rec_attr_str(rec, "/", "hdf5_version", buf));
+    TRY(h5rec_attr_str(rec, "/", "openblas_config", sysinfo_openblas_config()));
+    sysinfo_cpu_model(buf, sizeof buf);
+    TRY(h5rec_attr_str(rec, "/", "cpu_model", buf));
+    sysinfo_cpu_isa(buf, sizeof buf);
+    TRY(h5rec_attr_str(rec, "/", "cpu_isa", buf));
+    TRY(h5rec_attr_i64(rec, "/", "threads", cfg->threads));
+    TRY(h5rec_attr_i64(rec, "/", "seed", cfg->seed));
+    size_t cap = 1 << 16;
+    text = mem_alloc(cap);
+    if (!text) FAIL(ERR_NOMEM, "record: out of memory");
+    if (config_to_text(&runconfig_table, cfg, extra, text, cap) < 0) FAIL(ERR_NOMEM, "record: config text too long");
+    TRY(h5rec_attr_str(rec, "/", "config", text));
+    TRY(h5rec_attr_str(rec, "/", "dataset", cfg->dataset));
+    TRY(h5rec_attr_str(rec, "/", "dataset_source", train->source));
+    TRY(h5rec_attr_i64(rec, "/", "dataset_train_n", train->n));
+    TRY(h5rec_attr_i64(rec, "/", "dataset_test_n", test->n));
+    TRY(h5rec_attr_i64(rec, "/", "dataset_file_bytes", (int64_t)(train->file_bytes + test->file_bytes)));
+    snprintf(buf, sizeof buf, "%08x %08x", train->checksum, test->checksum);
+    TRY(h5rec_attr_str(rec, "/", "dataset_checksum", buf));
+    TRY(h5rec_attr_str(rec, "/", "model", m->name));
+    snprintf(buf, sizeof buf, "%dx%dx%d", m->input.c, m->input.h, m->input.w);
+    TRY(h5rec_attr_str(rec, "/", "input", buf));
+    TRY(h5rec_attr_i64(rec, "/", "classes", m->classes));
+    TRY(h5rec_attr_i64(rec, "/", "batch", cfg->batch));
+    TRY(h5rec_attr_i64(rec, "/", "steps_per_epoch", steps_per_epoch));
+    snprintf(buf, sizeof buf, "pad %d, flip %s", aug->pad, aug->flip ? "on" : "off");
+    TRY(h5rec_attr_str(rec, "/", "augmentation", buf));
+    TRY(h5rec_series(rec, "/epoch", N_EPOCH_COLS, epoch_cols, epoch_units));
+    TRY(h5rec_series(rec, "/step", N_STEP_COLS, step_cols, step_units));
+
+    LayerCount *rows = mem_calloc((size_t)m->n_layers, sizeof *rows);
+    int64_t tp, tm;
+    if (!rows) FAIL(ERR_NOMEM, "record: out of memory");
+    rc = model_count(m, rows, &tp, &tm);
+    for (int i = 1; rc == 0 && i < m->n_layers; i++) {
+        const LayerSpec *s = &m->layers[i];
+        char g[128];
+        snprintf(g, sizeof g, "/layers/%03d_%s", i, s->name);
+        int64_t shape[3] = {rows[i].out.c, rows[i].out.h, rows[i].out.w};
+        if ((rc = h5rec_attr_str(rec, g, "kind", layer_kind_name(s->kind))) ||
+            (rc = h5rec_attr_i64_array(rec, g, "output_chw", shape, 3)) ||
+            (rc = h5rec_attr_i64(rec, g, "params", rows[i].params)) ||
+            (rc = h5rec_attr_i64(rec, g, "macs_per_sample", rows[i].macs)) ||
+            (rc = h5rec_attr_i64(rec, g, "fwd_flops_per_step", 2 * rows[i].macs * cfg->batch)))
+            break;
+    }
+    mem_free(rows);
+    TRY(rc);
+    TRY(h5rec_attr_i64(rec, "/", "params", tp));
+    TRY(h5rec_attr_i64(rec, "/", "macs_per_sample", tm));
+fail:
+    mem_free(text);
+    return rc;
+}
+
+/* ---- evaluation --------------------------------------------------------------------------------- */
+
+static int evaluate(Net *net, Loader *ld, double *loss, double *acc1, double *acc5) {
+    int rc = 0, n_valid;
+    long n = 0, c1 = 0, c5 = 0;
+    double lsum = 0;
+    TRY(loader_start_epoch(ld, 0));
+    for (;;) {
+        TRY(loader_next(ld, net_input(net), net_labels(net), &n_valid));
+        if (n_valid == 0) break;
+        TRY(net_forward(net, false));
+        lsum += net_loss_sum(net, n_valid);
+        c1 += net_correct(net, 1, n_valid);
+        c5 += net_correct(net, 5, n_valid);
+        n += n_valid;
+    }
+    *loss = n ? lsum / n : NAN;
+    *acc1 = n ? (double)c1 / n : NAN;
+    *acc5 = n ? (double)c5 / n : NAN;
+fail:
+    return rc;
+}
+
+/* ---- training ----------------------------------------------------------------------------------- */
+
+int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks, RunSummary *sum) {
+    int rc = 0;
+    Dataset train = {0}, test = {0};
+    ModelSpec m = {0};
+    DnnlCtx ctx = {0};
+    Net *net = NULL;
+    Trainer tr = {0};
+    Loader *ltrain = NULL, *ltest = NULL;
+    H5Rec *rec = NULL;
+    CkptMeta meta = {0};
+    double *history = NULL;
+    char base[CFG_STR_MAX], part[CFG_STR_MAX + 16];
+    bool record_started = false;
+    memset(sum, 0, sizeof *sum);
+
+    /* names */
+    if (cfg->resume[0]) base_name(cfg->resume, base, sizeof base);
+    else {
+        char rp[CFG_STR_MAX];
+        run_record_path(cfg, rp, sizeof rp);
+        base_name(rp, base, sizeof base);
+    }
+    snprintf(sum->record, sizeof sum->record, "%s.h5", base);
+    snprintf(sum->checkpoint, sizeof sum->checkpoint, "%s.ckpt.h5", base);
+    snprintf(part, sizeof part, "%s.h5.part", base);
+    if (file_exists(sum->record))
+        FAIL(ERR_IO, "%s: a complete record of this run exists; move it away or choose another --out", sum->record);
+    if (cfg->resume[0] && !file_exists(sum->checkpoint))
+        FAIL(ERR_IO, "resume %s: no checkpoint %s (a run writes one at each epoch end)", cfg->resume, sum->checkpoint);
+
+    /* schedule, data, model */
+    Schedule sched = {.kind = SCHED_ONECYCLE, .lr = cfg->lr, .lr_min = cfg->lr_min, .gamma = cfg->gamma,
+                      .warmup_epochs = cfg->warmup_epochs, .pct_start = cfg->pct_start,
+                      .div_factor = cfg->div_factor, .final_div = cfg->final_div};
+    TRY(sched_parse(&sched, cfg->schedule));
+    TRY(load_data(cfg, &train, &test));
+    TRY(model_build(&m, cfg->model, train.c, train.h, train.w, train.classes));
+    omp_set_num_threads(cfg->threads);
+    Augment aug;
+    make_augment(cfg, &train, &aug);
+    TRY(loader_create(&ltrain, &train, cfg->batch, true, &aug, (uint64_t)cfg->seed));
+    TRY(loader_create(&ltest, &test, cfg->batch, false, &aug, (uint64_t)cfg->seed));
+    long spe = loader_batches(ltrain);
+    TRY(dnnl_ctx_init(&ctx));
+    Rng rng;
+    rng_init(&rng, (uint64_t)cfg->seed);
+    TRY(net_create(&net, &m, cfg->batch, &ctx, &rng));
+    TRY(trainer_init(&tr, net));
+    history = mem_calloc((size_t)cfg->epochs * N_EPOCH_COLS + 1, sizeof(double));
+    if (!history) FAIL(ERR_NOMEM, "run: out of memory");
+
+    /* record: fresh, or continued from the checkpoint */
+    int start_epoch = 0;
+    long step_rows = 0;
+    TRY(make_parent_dirs(sum->record));
+    if (cfg->resume[0]) {
+        TRY(ckpt_load(sum->checkpoint, &tr, &meta));
+        if (meta.n_cols != N_EPOCH_COLS || meta.n_rows != meta.epochs_done || meta.epochs_done > cfg->epochs)
+            FAIL(ERR_FORMAT, "checkpoint %s: history of %ld x %d rows for %d epochs does not fit this run",
+                 sum->checkpoint, meta.n_rows, meta.n_cols, meta.epochs_done);
+        start_epoch = meta.epochs_done;
+        if (meta.n_rows) memcpy(history, meta.history, (size_t)meta.n_rows * N_EPOCH_COLS * sizeof(double));
+        if (file_exists(part)) {
+            TRY(h5rec_reopen(&rec, sum->record));
+            TRY(h5rec_truncate(rec, "/epoch", meta.n_rows));
+            TRY(h5rec_truncate(rec, "/step", meta.step_rows));
+            step_rows = meta.step_rows;
+        } else { /* the record is rebuilt from the checkpoint (per-step rows before it are lost) */
+            TRY(h5rec_create(&rec, sum->record));
+            TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug));
+            for (long r = 0; r < meta.n_rows; r++) TRY(h5rec_append(rec, "/epoch", history + r * N_EPOCH_COLS));
+            TRY(h5rec_attr_str(rec, "/", "rebuilt_from_checkpoint", sum->checkpoint));
+        }
+        TRY(h5rec_attr_i64(rec, "/", "resumed_at_epoch", start_epoch));
+        log_msg(LOG_INFO, "resuming %s at epoch %d (step %ld)", sum->record, start_epoch + 1, tr.step);
+    } else {
+        TRY(h5rec_create(&rec, sum->record));
+        TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug));
+    }
+    record_started = true;
+    TRY(h5rec_flush(rec));
+
+    log_msg(LOG_INFO, "train: %s on %s (%d train / %d test images %dx%dx%d, %d classes), %d epochs x %ld steps, batch %d",
+            m.name, cfg->dataset, train.n, test.n, train.c, train.h, train.w, train.classes, cfg->epochs, spe, cfg->batch);
+    double t_run = timer_now_ms(), train_ms = 0, wait0 = loader_wait_ms(ltrain);
+    long total_steps = spe * cfg->epochs, steps_this_call = 0;
+    int epochs_this_call = 0;
+    for (int e = start_epoch; e < cfg->epochs; e++) {
+        double t_epoch = timer_now_ms(), w_epoch = loader_wait_ms(ltrain), loss_sum = 0, lr = 0;
+        long correct = 0;
+        TRY(loader_start_epoch(ltrain, e));
+        for (long s = 0; s < spe; s++) {
+            int n_valid;
+            double t0 = timer_now_ms();
+            TRY(loader_next(ltrain, net_input(net), net_labels(net), &n_valid));
+            if (n_valid != cfg->batch) FAIL(ERR_SHAPE, "run: training batch of %d, expected %d", n_valid, cfg->batch);
+            long step = (long)e * spe + s;
+            lr = sched_lr(&sched, (double)step / spe, cfg->epochs);
+            SgdParams sp = {.lr = lr, .momentum = cfg->momentum, .weight_decay = cfg->weight_decay, .nesterov = cfg->nesterov};
+            rc = trainer_step(&tr, &sp);
+            if (rc == ERR_NUMERIC) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "loss became %g at epoch %d step %ld/%ld (lr %g): the run diverged",
+                         net_loss(net), e + 1, s + 1, spe, lr);
+                log_msg(LOG_ERROR, "%s", msg);
+                h5rec_fail(rec, msg);
+                rec = NULL;
+                goto fail;
+            }
+            TRY(rc);
+            double step_ms = timer_now_ms() - t0, loss = net_loss(net);
+            train_ms += step_ms;
+            if (steps_this_call == 0) sum->first_loss = loss;
+            steps_this_call++;
+            loss_sum += loss;
+            correct += net_correct(net, 1, cfg->batch);
+            if ((s + 1) % cfg->log_every == 0 || s + 1 == spe) {
+                double row[N_STEP_COLS] = {(double)step, e + 1, loss, lr, step_ms};
+                TRY(h5rec_append(rec, "/step", row));
+                step_rows++;
+                if (!cfg->quiet) {
+                    double el = timer_now_ms() - t_run, per = el / steps_this_call;
+                    fprintf(stderr, "epoch %d/%d step %ld/%ld loss %.4f acc %.3f lr %.4g %.0f img/s ETA %.0f s\n", e + 1,
+                            cfg->epochs, s + 1, spe, loss_sum / (s + 1), (double)correct / ((s + 1) * cfg->batch), lr,
+                            cfg->batch * 1000.0 * steps_this_call / train_ms,
+                            per * (total_steps - step - 1) / 1000.0);
+                }
+            }
+        }
+        double tl, ta1, ta5;
+        TRY(evaluate(net, ltest, &tl, &ta1, &ta5));
+        double *row = history + (size_t)e * N_EPOCH_COLS;
+        double vals[N_EPOCH_COLS] = {e + 1, loss_sum / spe, (double)correct / (spe * cfg->batch), tl, ta1, ta5, lr,
+                                     (timer_now_ms() - t_epoch) / 1000.0, (loader_wait_ms(ltrain) - w_epoch) / 1000.0};
+        memcpy(row, vals, sizeof vals);
+        /* checkpoint first, then the record: a kill in between leaves a checkpoint that can rebuild it */
+        ckpt_meta_deinit(&meta);
+        meta = (CkptMeta){.epochs_done = e + 1, .steps_done = tr.step, .step_rows = step_rows, .n_cols = N_EPOCH_COLS,
+                          .n_rows = e + 1, .history = NULL};
+        meta.history = history; /* borrowed for the save */
+        char *cfg_text = mem_alloc(1 << 16);
+        if (!cfg_text) FAIL(ERR_NOMEM, "run: out of memory");
+        config_to_text(&runconfig_table, cfg, extra, cfg_text, 1 << 16);
+        meta.config_text = cfg_text;
+        rc = ckpt_save(sum->checkpoint, &tr, &meta);
+        meta.history = NULL;
+        mem_free(cfg_text);
+        meta.config_text = NULL;
+        TRY(rc);
+        TRY(h5rec_append(rec, "/epoch", row));
+        TRY(h5rec_flush(rec));
+        printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f top-5 %.4f | lr %.4g | %.1f s (data wait %.2f s)\n",
+               e + 1, cfg->epochs, vals[1], vals[2], tl, ta1, ta5, lr, vals[7], vals[8]);
+        fflush(stdout);
+        sum->epochs_done = e + 1;
+        sum->final_train_loss = vals[1];
+        sum->final_test_loss = tl;
+        sum->final_test_acc = ta1;
+        sum->final_test_acc5 = ta5;
+        epochs_this_call++;
+        if (hooks && hooks->stop_after_epochs && epochs_this_call >= hooks->stop_after_epochs && e + 1 < cfg->epochs) {
+            h5rec_close(rec); /* as if killed: the .part and the checkpoint stay */
+            rec = NULL;
+            break;
+        }
+    }
+    sum->wall_s = (timer_now_ms() - t_run) / 1000.0;
+    sum->img_per_s = train_ms > 0 ? steps_this_call * cfg->batch * 1000.0 / train_ms : 0;
+    sum->data_wait_frac = train_ms > 0 ? (loader_wait_ms(ltrain) - wait0) / train_ms : 0;
+    if (rec) {
+        TRY(h5rec_attr_f64(rec, "/", "img_per_s", sum->img_per_s));
+        TRY(h5rec_attr_f64(rec, "/", "data_wait_frac", sum->data_wait_frac));
+        H5Rec *r = rec;
+        rec = NULL;
+        TRY(h5rec_finish(r));
+        sum->complete = true;
+    } else {
+        snprintf(sum->record, sizeof sum->record, "%s", part);
+    }
+fail:
+    if (rc && rec) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "run failed%s: %s", record_started ? "" : " while writing the header", err_str(rc));
+        h5rec_fail(rec, msg);
+    }
+    ckpt_meta_deinit(&meta);
+    mem_free(history);
+    loader_destroy(ltrain);
+    loader_destroy(ltest);
+    trainer_deinit(&tr);
+    net_destroy(net);
+    dnnl_ctx_deinit(&ctx);
+    model_deinit(&m);
+    dataset_deinit(&train);
+    dataset_deinit(&test);
+    return rc;
+}
+
+/* ---- resume and eval ---------------------------------------------------------------------------- */
+
+static int config_from_text(const char *text, RunConfig *cfg, CfgExtra *extra) {
+    int rc = 0;
+    char path[] = "/tmp/resprop-config-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) FAIL(ERR_IO, "cannot create a temporary file for the checkpoint's config");
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(path);
+        FAIL(ERR_IO, "cannot write %s", path);
+    }
+    fputs(text, f);
+    fclose(f);
+    TRY(config_defaults(&runconfig_table, cfg));
+    memset(extra, 0, sizeof *extra);
+    rc = config_load_ini(&runconfig_table, cfg, extra, path);
+    unlink(path);
+fail:
+    return rc;
+}
+
+int run_config_for_resume(const char *resume, RunConfig *cfg, CfgExtra *extra) {
+    int rc = 0;
+    char base[CFG_STR_MAX], ck[CFG_STR_MAX + 16];
+    CkptMeta meta = {0};
+    base_name(resume, base, sizeof base);
+    snprintf(ck, sizeof ck, "%s.ckpt.h5", base);
+    TRY(ckpt_read_meta(ck, &meta));
+    if (!meta.config_text) FAIL(ERR_FORMAT, "checkpoint %s: no config stored", ck);
+    TRY(config_from_text(meta.config_text, cfg, extra));
+    snprintf(cfg->resume, sizeof cfg->resume, "%s", resume);
+fail:
+    ckpt_meta_deinit(&meta);
+    return rc;
+}
+
+int run_eval(const char *checkpoint, const char *data_dir, int threads, double *loss, double *acc1, double *acc5) {
+    int rc = 0;
+    RunConfig cfg;
+    CfgExtra extra;
+    CkptMeta meta = {0};
+    Dataset train = {0}, test = {0};
+    ModelSpec m = {0};
+    DnnlCtx ctx = {0};
+    Net *net = NULL;
+    Trainer tr = {0};
+    Loader *ld = NULL;
+    TRY(ckpt_read_meta(checkpoint, &meta));
+    if (!meta.config_text) FAIL(ERR_FORMAT, "checkpoint %s: no config stored", checkpoint);
+    TRY(config_from_text(meta.config_text, &cfg, &extra));
+    ckpt_meta_deinit(&meta);
+    if (data_dir && data_dir[0]) snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", data_dir);
+    if (threads > 0) cfg.threads = threads;
+    omp_set_num_threads(cfg.threads);
+    TRY(load_data(&cfg, &train, &test));
+    TRY(model_build(&m, cfg.model, train.c, train.h, train.w, train.classes));
+    Augment aug;
+    make_augment(&cfg, &train, &aug); /* normalisation statistics of the training set, as in training */
+    TRY(loader_create(&ld, &test, cfg.batch, false, &aug, (uint64_t)cfg.seed));
+    TRY(dnnl_ctx_init(&ctx));
+    Rng rng;
+    rng_init(&rng, (uint64_t)cfg.seed);
+    TRY(net_create(&net, &m, cfg.batch, &ctx, &rng));
+    TRY(trainer_init(&tr, net));
+    TRY(ckpt_load(checkpoint, &tr, &meta));
+    TRY(evaluate(net, ld, loss, acc1, acc5));
+    printf("%s: %s on %s test (%d images) after %d epochs: loss %.4f, top-1 %.4f, top-5 %.4f\n", checkpoint, m.name,
+           cfg.dataset, test.n, meta.epochs_done, *loss, *acc1, *acc5);
+fail:
+    ckpt_meta_deinit(&meta);
+    loader_destroy(ld);
+    trainer_deinit(&tr);
+    net_destroy(net);
+    dnnl_ctx_deinit(&ctx);
+    model_deinit(&m);
+    dataset_deinit(&train);
+    dataset_deinit(&test);
+    return rc;
+}
