@@ -225,6 +225,7 @@ fail:
 typedef struct {
     struct jpeg_error_mgr pub; /* first: libjpeg passes &pub */
     jmp_buf jump;
+    const char *path;          /* the file being decoded, for warnings */
     char msg[JMSG_LENGTH_MAX]; /* why the decode stopped */
 } ImagenetJpegErr;
 
@@ -247,7 +248,7 @@ static void imagenet_jpeg_emit(j_common_ptr cinfo, int level) {
     if (e->pub.num_warnings++ == 0) {
         char text[JMSG_LENGTH_MAX];
         cinfo->err->format_message(cinfo, text);
-        log_msg(LOG_WARN, "imagenet: libjpeg warning (image kept): %s", text);
+        log_msg(LOG_WARN, "imagenet: %s: libjpeg warning (image kept): %s", e->path, text);
     }
 }
 
@@ -274,6 +275,7 @@ static int imagenet_decode(const char *path, ImagenetPic *pic) {
     cinfo.err = jpeg_std_error(&jerr.pub);
     jerr.pub.error_exit = imagenet_jpeg_error_exit;
     jerr.pub.emit_message = imagenet_jpeg_emit;
+    jerr.path = path;
     jerr.msg[0] = '\0';
     if (setjmp(jerr.jump)) {
         /* only structs reached through pointers are used past this point */

@@ -168,8 +168,10 @@ static void list_dir(const char *dir, char *out, size_t cap) {
 
 /* ---- JPEG writing with libjpeg ---- */
 
-/* pixels (h, w, comps) in color space cs; no chroma subsampling, quality 95. */
-static void write_jpeg(const char *path, int w, int h, int comps, J_COLOR_SPACE cs, const uint8_t *pixels) {
+/* pixels (h, w, comps) in color space cs; no chroma subsampling, quality 95. adobe = 0 leaves out
+ * the Adobe marker libjpeg writes for CMYK by default. */
+static void write_jpeg(const char *path, int w, int h, int comps, J_COLOR_SPACE cs, const uint8_t *pixels,
+                       int adobe) {
     struct jpeg_compress_struct c;
     struct jpeg_error_mgr err;
     FILE *f = fopen(path, "wb");
@@ -184,6 +186,7 @@ static void write_jpeg(const char *path, int w, int h, int comps, J_COLOR_SPACE 
     jpeg_set_defaults(&c);
     jpeg_set_quality(&c, 95, TRUE);
     for (int k = 0; k < c.num_components; k++) c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = 1;
+    if (!adobe) c.write_Adobe_marker = FALSE;
     jpeg_start_compress(&c, TRUE);
     while (c.next_scanline < c.image_height) {
         JSAMPROW row = (JSAMPROW)(pixels + (size_t)c.next_scanline * (size_t)w * (size_t)comps);
@@ -207,7 +210,7 @@ static void fx_jpeg_rgb(const Fx *fx, const char *rel, int w, int h, Look look) 
             p[2] = c.b;
         }
     fx_path(fx, path, rel);
-    write_jpeg(path, w, h, 3, JCS_RGB, px);
+    write_jpeg(path, w, h, 3, JCS_RGB, px, 1);
     test_free(px);
 }
 
@@ -216,17 +219,18 @@ static void fx_jpeg_gray(const Fx *fx, const char *rel, int w, int h, uint8_t v)
     uint8_t *px = test_malloc((size_t)w * (size_t)h);
     memset(px, v, (size_t)w * (size_t)h);
     fx_path(fx, path, rel);
-    write_jpeg(path, w, h, 1, JCS_GRAYSCALE, px);
+    write_jpeg(path, w, h, 1, JCS_GRAYSCALE, px, 1);
     test_free(px);
 }
 
-/* A CMYK JPEG (libjpeg writes the Adobe marker) with these stored (inverted) values. */
-static void fx_jpeg_cmyk(const Fx *fx, const char *rel, int w, int h, const uint8_t cmyk[4]) {
+/* A CMYK JPEG with these stored values: with the Adobe marker (libjpeg's default) they are read as
+ * inverted (Photoshop), without it as plain ink amounts. */
+static void fx_jpeg_cmyk(const Fx *fx, const char *rel, int w, int h, const uint8_t cmyk[4], int adobe) {
     char path[PATH_BYTES];
     uint8_t *px = test_malloc((size_t)w * (size_t)h * 4);
     for (size_t i = 0; i < (size_t)w * (size_t)h; i++) memcpy(px + 4 * i, cmyk, 4);
     fx_path(fx, path, rel);
-    write_jpeg(path, w, h, 4, JCS_CMYK, px);
+    write_jpeg(path, w, h, 4, JCS_CMYK, px, adobe);
     test_free(px);
 }
 
@@ -236,11 +240,28 @@ static void fx_jpeg_truncated(const Fx *fx, const char *rel) {
     uint8_t *px = test_malloc(64 * 64 * 3);
     for (size_t i = 0; i < 64 * 64 * 3; i++) px[i] = (uint8_t)(i * 2654435761u >> 13);
     fx_path(fx, path, rel);
-    write_jpeg(path, 64, 64, 3, JCS_RGB, px);
+    write_jpeg(path, 64, 64, 3, JCS_RGB, px, 1);
     test_free(px);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(truncate(path, st.st_size * 2 / 5), 0);
+}
+
+/* Inserts 3 zero bytes before the final EOI marker: libjpeg warns "Corrupt JPEG data: N extraneous
+ * bytes before marker 0xd9" after every pixel has been decoded. */
+static void fx_jpeg_extraneous(const Fx *fx, const char *rel) {
+    char path[PATH_BYTES];
+    fx_path(fx, path, rel);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t buf[65536];
+    size_t len = fread(buf, 1, sizeof buf - 3, f);
+    fclose(f);
+    assert_true(len > 4 && len < sizeof buf - 3 && buf[len - 2] == 0xff && buf[len - 1] == 0xd9);
+    memset(buf + len - 2, 0, 3);
+    buf[len + 1] = 0xff;
+    buf[len + 2] = 0xd9;
+    write_file(path, buf, len + 3);
 }
 
 /* ---- the test trees ---- */
@@ -260,7 +281,7 @@ static void fx_train_tree(const Fx *fx, const char *src, Look *looks, int32_t *l
     fx_write_text(fx, T(0, "notes.txt"), "not an image\n");
     fx_jpeg_rgb(fx, T(1, "a.JPEG"), 40, 40, SOLID(GREEN));
     fx_jpeg_rgb(fx, T(1, "b.jpg"), 23, 37, SOLID(GREEN));
-    fx_jpeg_cmyk(fx, T(1, "c.JPEG"), 30, 20, cmyk);
+    fx_jpeg_cmyk(fx, T(1, "c.JPEG"), 30, 20, cmyk, 1);
     fx_jpeg_rgb(fx, T(2, "a.JPEG"), 64, 48, SOLID(BLUE));
     fx_jpeg_rgb(fx, T(2, "b.JPEG"), 48, 32, HALVES(RED, BLUE)); /* -> 24x16, crop from x = 4 */
     fx_write_text(fx, T(2, "c.JPEG"), "this is not a JPEG file\n");
@@ -497,7 +518,7 @@ static void test_convert_folders(void **state) {
 }
 
 /* Flat val labelled by val/LOC_val_solution.csv (header, CRLF line, several boxes), one corrupt val
- * file; no val for the middle class. shard_images 1: one shard per image. */
+ * file (skipped), one with a harmless libjpeg warning (kept). shard_images 1: one shard per image. */
 static void test_convert_flat_csv(void **state) {
     Fx *fx = *state;
     size_t live = mem_live_bytes();
@@ -508,27 +529,37 @@ static void test_convert_flat_csv(void **state) {
     fx_jpeg_rgb(fx, "src/val/ILSVRC2012_val_00000002.JPEG", 40, 17, SOLID(RED));
     fx_jpeg_rgb(fx, "src/val/ILSVRC2012_val_00000003.JPEG", 16, 16, SOLID(BLUE));
     fx_write_text(fx, "src/val/ILSVRC2012_val_00000004.JPEG", "\xff\xd8\xff garbage");
+    fx_jpeg_rgb(fx, "src/val/ILSVRC2012_val_00000005.JPEG", 19, 19, SOLID(RED));
+    fx_jpeg_extraneous(fx, "src/val/ILSVRC2012_val_00000005.JPEG"); /* a warning only: kept */
     fx_write_text(fx, "src/val/LOC_val_solution.csv",
                   "ImageId,PredictionString\n"
                   "ILSVRC2012_val_00000003,n01484850 1 2 3 4 n01484850 5 6 7 8\r\n"
                   "ILSVRC2012_val_00000001,n01443537 0 0 10 10\n"
                   "ILSVRC2012_val_00000004,n01440764 0 0 10 10\n"
-                  "ILSVRC2012_val_00000002,n01440764 1 1 5 5\n");
+                  "ILSVRC2012_val_00000002,n01440764 1 1 5 5\n"
+                  "ILSVRC2012_val_00000005,n01440764 1 1 5 5\n");
     fx_path(fx, src, "src");
     fx_path(fx, dst, "out");
     int skipped = -1;
-    assert_int_equal(imagenet_convert(src, dst, S, 1, &skipped), 0);
+    char path[PATH_BYTES];
+    int saved = capture_begin(fx);
+    int rc = imagenet_convert(src, dst, S, 1, &skipped);
+    capture_end(fx, saved);
+    assert_int_equal(rc, 0);
     assert_int_equal(skipped, TRAIN_SKIPPED + 1);
+    fx_path(fx, path, "src/val/ILSVRC2012_val_00000005.JPEG");
+    assert_logged(fx, path);
+    assert_logged(fx, "extraneous bytes");
     list_dir(dst, names, sizeof names);
     assert_string_equal(names, "train-00000.h5 train-00001.h5 train-00002.h5 train-00003.h5 "
                                "train-00004.h5 train-00005.h5 train-00006.h5 train-00007.h5 "
-                               "train-00008.h5 val-00000.h5 val-00001.h5 val-00002.h5");
+                               "train-00008.h5 val-00000.h5 val-00001.h5 val-00002.h5 val-00003.h5");
     Dataset d = {0};
-    const Look vlooks[3] = {SOLID(GREEN), SOLID(RED), SOLID(BLUE)};
-    const int32_t vlabels[3] = {1, 0, 2};
+    const Look vlooks[4] = {SOLID(GREEN), SOLID(RED), SOLID(BLUE), SOLID(RED)};
+    const int32_t vlabels[4] = {1, 0, 2, 0};
     assert_int_equal(dataset_load_imagenet(&d, dst, "val"), 0);
-    assert_set(&d, 3, vlooks, vlabels);
-    assert_identity(&d, dst, "val", 3);
+    assert_set(&d, 4, vlooks, vlabels);
+    assert_identity(&d, dst, "val", 4);
     dataset_deinit(&d);
     assert_int_equal(dataset_load_imagenet(&d, dst, "train"), 0);
     assert_int_equal(d.n, TRAIN_N);
@@ -536,8 +567,9 @@ static void test_convert_flat_csv(void **state) {
     assert_int_equal(mem_live_bytes(), live);
 }
 
-/* src/val_labels.txt with wnids and 0-based indices, a comment, a blank line, names with and without
- * extension; one val class folder besides the flat files (folder images come first). */
+/* src/val_labels.txt with wnids and 0-based indices, a comment, a blank line, a CRLF line, names with
+ * and without extension or with a directory; one val class folder besides the flat files (folder
+ * images come first); a CMYK JPEG without the Adobe marker (not inverted). */
 static void test_convert_flat_txt(void **state) {
     Fx *fx = *state;
     size_t live = mem_live_bytes();
@@ -548,15 +580,18 @@ static void test_convert_flat_txt(void **state) {
     fx_jpeg_rgb(fx, "src/val/x1.JPEG", 21, 21, SOLID(BLUE));
     fx_jpeg_rgb(fx, "src/val/x2.jpeg", 31, 18, SOLID(RED));
     fx_jpeg_gray(fx, "src/val/x3.JPEG", 18, 31, 128);
-    fx_write_text(fx, "src/val_labels.txt", "# FILENAME WNID|INDEX\nx1.JPEG n01484850\n\nx2.JPEG 0\r\nx3 1\n");
+    const uint8_t ink[4] = {0, 127, 255, 55}; /* no Adobe marker: plain CMYK -> ORANGE */
+    fx_jpeg_cmyk(fx, "src/val/x4.JPEG", 26, 26, ink, 0);
+    fx_write_text(fx, "src/val_labels.txt",
+                  "# FILENAME WNID|INDEX\nx1.JPEG n01484850\n\nx2.JPEG 0\r\nx3 1\nval/x4.JPEG n01440764\n");
     fx_path(fx, src, "src");
     fx_path(fx, dst, "out");
     assert_int_equal(imagenet_convert(src, dst, S, SHARD, NULL), 0);
     Dataset d = {0};
-    const Look vlooks[4] = {SOLID(GREEN), SOLID(BLUE), SOLID(RED), SOLID(GRAY)};
-    const int32_t vlabels[4] = {1, 2, 0, 1};
+    const Look vlooks[5] = {SOLID(GREEN), SOLID(BLUE), SOLID(RED), SOLID(GRAY), SOLID(ORANGE)};
+    const int32_t vlabels[5] = {1, 2, 0, 1, 0};
     assert_int_equal(dataset_load_imagenet(&d, dst, "val"), 0);
-    assert_set(&d, 4, vlooks, vlabels);
+    assert_set(&d, 5, vlooks, vlabels);
     dataset_deinit(&d);
     assert_int_equal(mem_live_bytes(), live);
 }

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <hdf5.h>
+#include <zlib.h>
 #include <hdf5_hl.h>
 
 #include "core/err.h"
@@ -216,6 +219,102 @@ static void test_bad_input_writes_nothing(void **state) {
     assert_int_not_equal(access(c.out, F_OK), 0);
 }
 
+/* ---- end to end on files in the real formats, written here ---------------------------------------- */
+
+/* CIFAR records: `label_bytes` label bytes (the last one is the class, < classes) then 3 planes. */
+static void write_cifar(const char *path, int n, int label_bytes, int classes, unsigned seed) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned char rec[3074];
+    for (int i = 0; i < n; i++) {
+        int cls = (int)((seed + (unsigned)i) % (unsigned)classes);
+        for (int b = 0; b < label_bytes; b++) rec[b] = (unsigned char)(b + 1 == label_bytes ? cls : cls / 5);
+        for (int p = 0; p < 3072; p++) /* a class-dependent brightness pattern plus noise */
+            rec[label_bytes + p] = (unsigned char)((p / 1024 == cls % 3 ? 200 : 40) + (rand_r(&seed) % 40));
+        assert_int_equal(fwrite(rec, 1, (size_t)(3072 + label_bytes), f), (size_t)(3072 + label_bytes));
+    }
+    fclose(f);
+}
+
+static void train_few_steps(const char *dataset, const char *dir, const char *model, const char *name) {
+    RunConfig c;
+    CfgExtra extra = {0};
+    RunSummary s;
+    tiny_config(&c, name);
+    snprintf(c.dataset, sizeof c.dataset, "%s", dataset);
+    snprintf(c.data_dir, sizeof c.data_dir, "%s", dir);
+    snprintf(c.model, sizeof c.model, "%s", model);
+    c.epochs = 1;
+    c.batch = 16;
+    assert_int_equal(run_train(&c, &extra, NULL, &s), 0);
+    assert_true(s.complete);
+    assert_true(isfinite(s.final_test_loss));
+    char src[1100] = "";
+    H5Reader *rd = NULL;
+    assert_int_equal(h5reader_open(&rd, s.record), 0);
+    assert_int_equal(h5reader_attr_str(rd, "/", "dataset_source", src, sizeof src), 0);
+    h5reader_close(rd);
+    assert_non_null(strstr(src, dir));
+}
+
+static void test_cifar_formats_end_to_end(void **state) {
+    char d10[512], d100[512], p[700];
+    snprintf(d10, sizeof d10, "%s/cifar10", tmpdir);
+    snprintf(d100, sizeof d100, "%s/cifar100", tmpdir);
+    assert_int_equal(mkdir(d10, 0777), 0);
+    assert_int_equal(mkdir(d100, 0777), 0);
+    for (int b = 1; b <= 5; b++) {
+        snprintf(p, sizeof p, "%s/data_batch_%d.bin", d10, b);
+        write_cifar(p, 16, 1, 10, (unsigned)b);
+    }
+    snprintf(p, sizeof p, "%s/test_batch.bin", d10);
+    write_cifar(p, 20, 1, 10, 99);
+    snprintf(p, sizeof p, "%s/train.bin", d100);
+    write_cifar(p, 64, 2, 100, 7);
+    snprintf(p, sizeof p, "%s/test.bin", d100);
+    write_cifar(p, 20, 2, 100, 8);
+    train_few_steps("cifar10", d10, "resnet20", "cifar10-e2e");
+    train_few_steps("cifar100", d100, "resnet20", "cifar100-e2e");
+}
+
+static void write_idx(const char *path, int magic, int n, int rows, int cols, unsigned seed) {
+    gzFile f = gzopen(path, "wb");
+    assert_non_null(f);
+    unsigned char hdr[16];
+    int dims[3] = {n, rows, cols}, nd = magic == 0x803 ? 3 : 1;
+    hdr[0] = hdr[1] = 0, hdr[2] = 8, hdr[3] = (unsigned char)nd;
+    for (int i = 0; i < nd; i++)
+        for (int b = 0; b < 4; b++) hdr[4 + 4 * i + b] = (unsigned char)(dims[i] >> (24 - 8 * b));
+    assert_true(gzwrite(f, hdr, (unsigned)(4 + 4 * nd)) > 0);
+    for (int i = 0; i < n; i++) {
+        int cls = i % 10;
+        if (nd == 1) {
+            unsigned char l = (unsigned char)cls;
+            assert_int_equal(gzwrite(f, &l, 1), 1);
+        } else
+            for (int q = 0; q < rows * cols; q++) {
+                unsigned char v = (unsigned char)((q / cols == cls * 2 ? 250 : 10) + rand_r(&seed) % 5);
+                assert_int_equal(gzwrite(f, &v, 1), 1);
+            }
+    }
+    gzclose(f);
+}
+
+static void test_mnist_format_end_to_end(void **state) {
+    char d[512], p[700];
+    snprintf(d, sizeof d, "%s/mnist", tmpdir);
+    assert_int_equal(mkdir(d, 0777), 0);
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", d);
+    write_idx(p, 0x803, 64, 28, 28, 1);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte.gz", d);
+    write_idx(p, 0x801, 64, 0, 0, 0);
+    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte.gz", d);
+    write_idx(p, 0x803, 20, 28, 28, 2);
+    snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte.gz", d);
+    write_idx(p, 0x801, 20, 0, 0, 0);
+    train_few_steps("mnist", d, "lenet5", "mnist-e2e");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),
@@ -224,6 +323,8 @@ int main(void) {
         cmocka_unit_test(test_complete_record_not_overwritten),
         cmocka_unit_test(test_diverging_run_fails_cleanly),
         cmocka_unit_test(test_bad_input_writes_nothing),
+        cmocka_unit_test(test_cifar_formats_end_to_end),
+        cmocka_unit_test(test_mnist_format_end_to_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
