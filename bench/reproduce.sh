@@ -1,16 +1,31 @@
 #!/bin/sh
 # The main job. Until the reproduce pipeline (sweeps, report, plots: a later issue) exists, this
-# runs what the harness can already do for real: the model tables of the paper's networks, a short
-# dense training on Fashion-MNIST, and the dense step benchmark.
+# runs what the harness can already do for real: the model tables of the paper's networks, a dense
+# training run on Fashion-MNIST with its HDF5 record and exported series, and the dense step benchmark.
+# A training point whose complete record exists is not run again (delete it to rerun).
 set -eu
 bin=${1:-build/resprop}
+runs=results/runs
+mkdir -p "$runs"
 "$bin" version
 for spec in "resnet18 3x224x224 1000" "resnet34 3x224x224 1000" "resnet50 3x224x224 1000" \
             "vgg16 3x224x224 1000" "resnet18 3x32x32 10" "resnet20 3x32x32 10"; do
     set -- $spec
     "$bin" model --model "$1" --input "$2" --classes "$3" | tail -n 1 | sed "s/^/$1 $2: /"
 done
-echo "== short dense training: lenet5 on Fashion-MNIST, 2 epochs"
-"$bin" train --model lenet5 --dataset fmnist --epochs 2 --batch 128 --lr 0.05 --schedule cosine --log-every 100
+rec=$runs/reproduce-lenet5-fmnist.h5
+echo "== dense training: lenet5 on Fashion-MNIST, 3 epochs, the defaults of resprop train"
+if [ -f "$rec" ]; then
+    echo "$rec exists (complete): not run again; its checkpoint evaluates to:"
+    "$bin" eval --checkpoint "${rec%.h5}.ckpt.h5"
+elif [ -f "${rec%.h5}.ckpt.h5" ]; then
+    echo "resuming the interrupted run $rec.part from its checkpoint"
+    "$bin" train --resume "$rec"
+else
+    rm -f "$rec.part"
+    "$bin" train --model lenet5 --dataset fmnist --epochs 3 --log-every 100 --out "$rec"
+fi
+"$bin" export "$rec" --out results/export/reproduce-lenet5-fmnist
 echo "== dense training step, resnet20 3x32x32 batch 128"
-"$bin" bench step --model resnet20 --input 3x32x32 --batch 128 --steps 10
+rm -f "$runs/bench-step-resnet20.h5"
+"$bin" bench step --model resnet20 --input 3x32x32 --batch 128 --steps 10 --out "$runs/bench-step-resnet20.h5"

@@ -180,7 +180,7 @@ static int record_header(H5Rec *rec, const RunConfig *cfg, const CfgExtra *extra
         snprintf(g, sizeof g, "/layers/%03d_%s", i, s->name);
         int64_t shape[3] = {rows[i].out.c, rows[i].out.h, rows[i].out.w};
         if ((rc = h5rec_attr_str(rec, g, "kind", layer_kind_name(s->kind))) ||
-            (rc = h5rec_attr_i64_array(rec, g, "output_chw", shape, 3)) ||
+            (rc = h5rec_attr_i64_array(rec, g, "output_shape", shape, 3)) ||
             (rc = h5rec_attr_i64(rec, g, "params", rows[i].params)) ||
             (rc = h5rec_attr_i64(rec, g, "macs_per_sample", rows[i].macs)) ||
             (rc = h5rec_attr_i64(rec, g, "fwd_flops_per_step", 2 * rows[i].macs * cfg->batch)))
@@ -309,7 +309,8 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     int epochs_this_call = 0;
     for (int e = start_epoch; e < cfg->epochs; e++) {
         double t_epoch = timer_now_ms(), w_epoch = loader_wait_ms(ltrain), loss_sum = 0, lr = 0;
-        long correct = 0;
+        double row_loss = 0, row_ms = 0; /* sums since the last /step row */
+        long correct = 0, row_n = 0;
         TRY(loader_start_epoch(ltrain, e));
         for (long s = 0; s < spe; s++) {
             int n_valid;
@@ -335,11 +336,13 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
             if (steps_this_call == 0) sum->first_loss = loss;
             steps_this_call++;
             loss_sum += loss;
+            row_loss += loss, row_ms += step_ms, row_n++;
             correct += net_correct(net, 1, cfg->batch);
             if ((s + 1) % cfg->log_every == 0 || s + 1 == spe) {
-                double row[N_STEP_COLS] = {(double)step, e + 1, loss, lr, step_ms};
+                double row[N_STEP_COLS] = {(double)step + 1, e + 1, row_loss / row_n, lr, row_ms / row_n};
                 TRY(h5rec_append(rec, "/step", row));
                 step_rows++;
+                row_loss = row_ms = 0, row_n = 0;
                 if (!cfg->quiet) {
                     double el = timer_now_ms() - t_run, per = el / steps_this_call;
                     fprintf(stderr, "epoch %d/%d step %ld/%ld loss %.4f acc %.3f lr %.4g %.0f img/s ETA %.0f s\n", e + 1,

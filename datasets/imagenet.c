@@ -507,6 +507,7 @@ static int imagenet_shards_open(ImagenetShards *w) {
     w->is_open = 1;
     IMAGENET_H5(space = H5Screate_simple(4, dims, maxd), ERR_HDF5, w->path);
     IMAGENET_H5(dcpl = H5Pcreate(H5P_DATASET_CREATE), ERR_HDF5, w->path);
+    IMAGENET_H5(H5Pset_obj_track_times(dcpl, 0), ERR_HDF5, w->path); /* no timestamps: same bytes each run */
     IMAGENET_H5(H5Pset_chunk(dcpl, 4, chunk), ERR_HDF5, w->path);
     IMAGENET_H5(H5Pset_deflate(dcpl, IMAGENET_DEFLATE_LEVEL), ERR_HDF5, w->path);
     IMAGENET_H5(w->images = H5Dcreate2(w->file, "images", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
@@ -515,6 +516,7 @@ static int imagenet_shards_open(ImagenetShards *w) {
     imagenet_h5_close(&dcpl, H5Pclose);
     IMAGENET_H5(space = H5Screate_simple(1, ldims, lmax), ERR_HDF5, w->path);
     IMAGENET_H5(dcpl = H5Pcreate(H5P_DATASET_CREATE), ERR_HDF5, w->path);
+    IMAGENET_H5(H5Pset_obj_track_times(dcpl, 0), ERR_HDF5, w->path);
     IMAGENET_H5(H5Pset_chunk(dcpl, 1, lchunk), ERR_HDF5, w->path);
     IMAGENET_H5(H5Pset_deflate(dcpl, IMAGENET_DEFLATE_LEVEL), ERR_HDF5, w->path);
     IMAGENET_H5(w->labels = H5Dcreate2(w->file, "labels", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
@@ -558,6 +560,7 @@ fail:
 static int imagenet_shards_close(ImagenetShards *w) {
     int rc = 0;
     hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    hid_t dcpl = H5I_INVALID_HID;
     char *names = NULL; /* (classes, len) fixed-length strings */
     if (!w->is_open) return 0;
     TRY(imagenet_shards_flush(w));
@@ -572,7 +575,9 @@ static int imagenet_shards_close(ImagenetShards *w) {
     IMAGENET_H5(H5Tset_size(type, len), ERR_HDF5, w->path);
     IMAGENET_H5(H5Tset_strpad(type, H5T_STR_NULLTERM), ERR_HDF5, w->path);
     IMAGENET_H5(space = H5Screate_simple(1, &n_classes, NULL), ERR_HDF5, w->path);
-    IMAGENET_H5(ds = H5Dcreate2(w->file, "classes", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+    IMAGENET_H5(dcpl = H5Pcreate(H5P_DATASET_CREATE), ERR_HDF5, w->path);
+    IMAGENET_H5(H5Pset_obj_track_times(dcpl, 0), ERR_HDF5, w->path);
+    IMAGENET_H5(ds = H5Dcreate2(w->file, "classes", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                 ERR_HDF5, w->path);
     IMAGENET_H5(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, names), ERR_HDF5, w->path);
     IMAGENET_H5(H5LTset_attribute_int(w->file, "/", "image_size", &w->size, 1), ERR_HDF5, w->path);
@@ -587,6 +592,7 @@ static int imagenet_shards_close(ImagenetShards *w) {
     IMAGENET_H5(st, ERR_HDF5, w->path);
 fail:
     imagenet_h5_close(&ds, H5Dclose);
+    imagenet_h5_close(&dcpl, H5Pclose);
     imagenet_h5_close(&space, H5Sclose);
     imagenet_h5_close(&type, H5Tclose);
     mem_free(names);

@@ -11,6 +11,7 @@
  *   /classes  fixed-length strings (classes): the wnids, sorted (byte order); identical in every
  *             shard of both splits
  *   attributes on /: image_size (int S), split (string), resize (string, the method below)
+ * No timestamps are stored: the same tree and arguments give byte-identical shards (and checksums).
  *
  * Image pipeline: libjpeg decode (ISLOW DCT) to RGB: grayscale and YCbCr JPEGs through libjpeg's own
  * conversion; CMYK/YCCK JPEGs decoded as CMYK and converted here: with an Adobe marker the values are
@@ -51,7 +52,7 @@
  * (libjpeg's "premature end" / "must resync" warnings: the pixels would be filler), and images larger
  * than 2^28 pixels. Other libjpeg warnings (e.g. extraneous bytes) are logged and the image kept.
  * CMYK/YCCK images are converted (counted in the final summary, not skipped).
- * *n_skipped (may be NULL) receives the skipped count of both splits.
+ * *n_skipped (may be NULL) receives the skipped count of both splits (so far, on failure).
  *
  * Shards are written as NAME.h5.part and all renamed to NAME.h5 only when both splits are complete;
  * on failure every file this call created is removed. Returns 0, or
