@@ -64,9 +64,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_OBJ) $(LIB_OBJ) $(BUILD)/version.
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $^ -o $@ $(LDLIBS)
 
-# Build and run every test binary; each prints cmocka's summary. Fails if any test fails.
+# Build and run every test binary (each prints cmocka's summary) and the CLI contract script.
+# Fails if any test fails.
 unit: $(TEST_BIN) $(BUILD)/resprop
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; $$t || fail=1; done; \
+	 echo "== tests/test_cli.sh"; sh tests/test_cli.sh $(BUILD)/resprop || fail=1; \
 	 if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi; echo "all unit tests passed"
 
 test: deps

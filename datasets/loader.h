@@ -24,17 +24,38 @@
 
 typedef struct {
     int pad;           /* random crop: pad by `pad` pixels of value 0 (black, before normalisation,
-                          as torchvision's RandomCrop), crop back to h x w at a random offset (0 = off) */
+                          as torchvision's RandomCrop), crop back to h x w at a random offset (0 = off);
+                          ignored when rrc is set */
+    bool rrc;          /* random-resized crop instead of the pad-crop, as torchvision's
+                          RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)) for ImageNet-style
+                          training (images >= 128 px): a window from augment_rrc_window, resized to
+                          h x w by bilinear sampling (half-pixel centres, clamped to the window's edge,
+                          no antialiasing) */
     bool flip;         /* random horizontal flip with probability 1/2 */
     double mean[4], std[4]; /* per-channel normalisation of pixel/255 (c <= 4) */
 } Augment;
 
 /* One sample (h,w,c) uint8 -> float (h,w,c), augmented when rng != NULL (crop + flip as set), plain
- * normalisation when rng == NULL. Draws from rng, in order: the crop's row offset and column offset
- * (each rng_below(2*pad+1), only when pad > 0), then the flip (rng_below(2), only when flip).
- * Output (y, x) = padded(y + oy, x' + ox) with x' = w-1-x when flipped, padded being src with `pad`
- * zero pixels on every side. c in 1..4 (ASSERT). Pure apart from the rng it is given. */
+ * normalisation when rng == NULL (pad, rrc and flip ignored). Draws from rng, in order:
+ *   pad-crop (rrc false): the crop's row offset and column offset (each rng_below(2*pad+1), only
+ *     when pad > 0); output (y, x) = padded(y + oy, x' + ox), padded being src with `pad` zero
+ *     pixels on every side;
+ *   rrc: the window, drawn exactly as augment_rrc_window; output (y, x) = the window (wh x ww at
+ *     (y0, x0)) bilinearly sampled at row (y + 0.5) * wh/h - 0.5 and column (x' + 0.5) * ww/w - 0.5,
+ *     each clamped to 0..wh-1 / 0..ww-1;
+ * then the flip (rng_below(2), only when flip), with x' = w-1-x when flipped, x otherwise.
+ * c in 1..4 (ASSERT). Allocates nothing; pure apart from the rng it is given. */
 void augment_sample(const Augment *a, const uint8_t *src, int h, int w, int c, float *dst, Rng *rng);
+
+/* The random-resized-crop window of an h x w image (torchvision's RandomResizedCrop.get_params
+ * with scale (0.08, 1), ratio (3/4, 4/3)): up to 10 attempts, each drawing the area fraction
+ * s = 0.08 + 0.92 * rng_uniform and the aspect r = exp(log(3/4) + log(16/9) * rng_uniform), giving
+ * *ww = round(sqrt(s*h*w*r)), *wh = round(sqrt(s*h*w/r)) (round half to even, as Python's round);
+ * the first that fits (1..h by 1..w) takes *y0 = rng_below(h - *wh + 1), then *x0 =
+ * rng_below(w - *ww + 1). If none fits: the centred window of the whole image with its aspect
+ * w/h clamped to [3/4, 4/3] (*y0 = (h - *wh) / 2, *x0 = (w - *ww) / 2), no further draws.
+ * The window is always inside the image. h, w >= 1 and rng != NULL (ASSERT). */
+void augment_rrc_window(int h, int w, Rng *rng, int *y0, int *x0, int *wh, int *ww);
 
 typedef struct Loader Loader;
 

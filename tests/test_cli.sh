@@ -1,0 +1,42 @@
+#!/bin/sh
+# CLI contract: --help on every command exits 0; bad input exits 2 with a message naming what was
+# wrong; nothing is left under a record's final name. usage: tests/test_cli.sh path/to/resprop
+bin=${1:-build/resprop}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+# expect CODE PATTERN -- command...: exit code CODE and stderr+stdout matching PATTERN
+expect() {
+    code=$1 pat=$2
+    shift 3
+    "$@" >"$tmp/out" 2>&1
+    got=$?
+    if [ "$got" -eq "$code" ] && grep -q -- "$pat" "$tmp/out"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $* -> exit $got (want $code), output:"
+        sed 's/^/    /' "$tmp/out" | head -5
+    fi
+}
+for cmd in version model bench train eval export imagenet-convert; do
+    expect 0 "usage" -- "$bin" "$cmd" --help
+done
+expect 0 "commands" -- "$bin" help
+expect 2 "unknown command" -- "$bin" frobnicate
+expect 2 "resnet9000" -- "$bin" model --model resnet9000 --input 3x32x32
+expect 2 "CxHxW" -- "$bin" model --model resnet20 --input 3x32
+expect 2 "lrr" -- "$bin" train --lrr 0.1
+expect 2 "lr" -- "$bin" train --lr -1
+expect 2 "epochs" -- "$bin" train --epochs 0
+expect 2 "no-such" -- "$bin" train --dataset cifar10 --data-dir "$tmp/no-such" --out "$tmp/r.h5" --quiet
+[ ! -e "$tmp/r.h5" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: a record was left for bad input"; }
+printf 'lr = 0.1\nbogus = 3\n' >"$tmp/bad.ini"
+expect 2 "bad.ini:2" -- "$bin" train --config "$tmp/bad.ini"
+expect 2 "missing.ini" -- "$bin" train --config "$tmp/missing.ini"
+printf 'garbage' >"$tmp/x.ckpt.h5"
+expect 2 "x.ckpt.h5" -- "$bin" eval --checkpoint "$tmp/x.ckpt.h5"
+expect 2 "" -- "$bin" export "$tmp/none.h5" --out "$tmp/e"
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
