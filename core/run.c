@@ -118,13 +118,15 @@ fail:
     return rc;
 }
 
-/* auto: crop + flip (pad 2 at 28 px, 4 at 32 px, h/8 otherwise), except lenet5 (none). */
+/* auto: crop + flip (pad 2 at 28 px, 4 at 32 px, h/8 up to 127 px; random-resized crop from 128 px,
+ * as ImageNet training), except lenet5 (none). */
 static void make_augment(const RunConfig *cfg, const Dataset *train, Augment *a) {
     memset(a, 0, sizeof *a);
     dataset_channel_stats(train, a->mean, a->std);
     bool on = strcmp(cfg->augment, "crop-flip") == 0 || (strcmp(cfg->augment, "auto") == 0 && strcmp(cfg->model, "lenet5") != 0);
     if (on) {
         a->pad = train->h <= 28 ? 2 : train->h <= 32 ? 4 : train->h / 8;
+        a->rrc = train->h >= 128 && train->w >= 128;
         a->flip = true;
     }
 }
@@ -165,7 +167,8 @@ static int record_header(H5Rec *rec, const RunConfig *cfg, const CfgExtra *extra
     TRY(h5rec_attr_i64(rec, "/", "classes", m->classes));
     TRY(h5rec_attr_i64(rec, "/", "batch", cfg->batch));
     TRY(h5rec_attr_i64(rec, "/", "steps_per_epoch", steps_per_epoch));
-    snprintf(buf, sizeof buf, "pad %d, flip %s", aug->pad, aug->flip ? "on" : "off");
+    if (aug->rrc) snprintf(buf, sizeof buf, "random-resized crop, flip %s", aug->flip ? "on" : "off");
+    else snprintf(buf, sizeof buf, "pad %d, flip %s", aug->pad, aug->flip ? "on" : "off");
     TRY(h5rec_attr_str(rec, "/", "augmentation", buf));
     TRY(h5rec_series(rec, "/epoch", N_EPOCH_COLS, epoch_cols, epoch_units));
     TRY(h5rec_series(rec, "/step", N_STEP_COLS, step_cols, step_units));

@@ -112,8 +112,97 @@ static void loader_pt_abort(const char *file, int line, const char *call, int e)
 
 /* ---- augmentation ---- */
 
+/* Random-resized crop, torchvision's RandomResizedCrop defaults. */
+#define AUG_RRC_ATTEMPTS 10
+#define AUG_RRC_SCALE_MIN 0.08
+#define AUG_RRC_SCALE_MAX 1.0
+#define AUG_RRC_RATIO_MIN (3.0 / 4.0)
+#define AUG_RRC_RATIO_MAX (4.0 / 3.0)
+
+/* Python's round() of a non-negative value that fits an int: half to even (nearbyint in the default
+ * rounding mode, which nothing in this program changes). */
+static int aug_round(double v) { return (int)nearbyint(v); }
+
+static int aug_clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void augment_rrc_window(int h, int w, Rng *rng, int *y0, int *x0, int *wh, int *ww) {
+    ASSERT(h >= 1 && w >= 1 && rng != NULL);
+    double area = (double)h * w;
+    double log_lo = log(AUG_RRC_RATIO_MIN), log_hi = log(AUG_RRC_RATIO_MAX);
+    /* Draw order (part of the reproducibility contract): per attempt the area fraction, then the
+     * log-aspect; on the first fit the row offset, then the column offset. */
+    for (int t = 0; t < AUG_RRC_ATTEMPTS; t++) {
+        double target = area * (AUG_RRC_SCALE_MIN + (AUG_RRC_SCALE_MAX - AUG_RRC_SCALE_MIN) * rng_uniform(rng));
+        double ratio = exp(log_lo + (log_hi - log_lo) * rng_uniform(rng));
+        int iw = aug_round(sqrt(target * ratio)), ih = aug_round(sqrt(target / ratio));
+        if (iw < 1 || iw > w || ih < 1 || ih > h) continue;
+        *wh = ih;
+        *ww = iw;
+        *y0 = (int)rng_below(rng, (uint64_t)(h - ih + 1));
+        *x0 = (int)rng_below(rng, (uint64_t)(w - iw + 1));
+        return;
+    }
+    /* torchvision's fallback: the centred window of the whole image, aspect clamped. */
+    double in_ratio = (double)w / h;
+    int iw = w, ih = h;
+    if (in_ratio < AUG_RRC_RATIO_MIN) ih = aug_clampi(aug_round(w / AUG_RRC_RATIO_MIN), 1, h);
+    else if (in_ratio > AUG_RRC_RATIO_MAX) iw = aug_clampi(aug_round(h * AUG_RRC_RATIO_MAX), 1, w);
+    *wh = ih;
+    *ww = iw;
+    *y0 = (h - ih) / 2;
+    *x0 = (w - iw) / 2;
+}
+
+/* The rrc branch of augment_sample (rng != NULL): the window of src resized to h x w by bilinear
+ * sampling, flipped, normalised; works straight from src, allocates nothing. Each output value is
+ * t + fy * (b - t) with t, b the horizontal lerps a + fx * (b - a): a uniform region stays exact
+ * and a monotone row stays monotone. */
+static void augment_rrc(const Augment *a, const uint8_t *src, int h, int w, int c, float *dst, Rng *rng) {
+    int y0, x0, wh, ww;
+    augment_rrc_window(h, w, rng, &y0, &x0, &wh, &ww);
+    bool flip = a->flip ? rng_below(rng, 2) == 1 : false;
+
+    /* (v/255 - mean) / std as v * scale - shift, in double */
+    double scale[LOADER_MAX_C], shift[LOADER_MAX_C];
+    for (int ch = 0; ch < c; ch++) {
+        scale[ch] = 1.0 / (255.0 * a->std[ch]);
+        shift[ch] = a->mean[ch] / a->std[ch];
+    }
+    double ry = (double)wh / h, rx = (double)ww / w; /* window pixels per output pixel */
+    for (int y = 0; y < h; y++) {
+        double sy = (y + 0.5) * ry - 0.5; /* half-pixel centres, in window coordinates */
+        if (sy < 0) sy = 0;
+        if (sy > wh - 1) sy = wh - 1;
+        int iy = (int)sy, iy1 = iy + 1 < wh ? iy + 1 : iy;
+        float fy = (float)(sy - iy);
+        const uint8_t *r0 = src + ((size_t)(y0 + iy) * w + x0) * c;  /* window row iy, (ww,c) */
+        const uint8_t *r1 = src + ((size_t)(y0 + iy1) * w + x0) * c; /* window row iy1 */
+        float *out = dst + (size_t)y * w * c;
+        for (int x = 0; x < w; x++) {
+            double sx = (x + 0.5) * rx - 0.5;
+            if (sx < 0) sx = 0;
+            if (sx > ww - 1) sx = ww - 1;
+            int ix = (int)sx, ix1 = ix + 1 < ww ? ix + 1 : ix;
+            float fx = (float)(sx - ix);
+            const uint8_t *p00 = r0 + (size_t)ix * c, *p01 = r0 + (size_t)ix1 * c;
+            const uint8_t *p10 = r1 + (size_t)ix * c, *p11 = r1 + (size_t)ix1 * c;
+            float *o = out + (size_t)(flip ? w - 1 - x : x) * c;
+            for (int ch = 0; ch < c; ch++) {
+                float top = (float)p00[ch] + fx * (float)(p01[ch] - p00[ch]);
+                float bot = (float)p10[ch] + fx * (float)(p11[ch] - p10[ch]);
+                float v = top + fy * (bot - top);
+                o[ch] = (float)(v * scale[ch] - shift[ch]);
+            }
+        }
+    }
+}
+
 void augment_sample(const Augment *a, const uint8_t *src, int h, int w, int c, float *dst, Rng *rng) {
     ASSERT(c >= 1 && c <= LOADER_MAX_C && h >= 1 && w >= 1);
+    if (rng && a->rrc) {
+        augment_rrc(a, src, h, w, c, dst, rng);
+        return;
+    }
     /* The normalised value of every byte, per channel: the per-pixel work becomes a lookup. */
     float lut[LOADER_MAX_C][256];
     for (int ch = 0; ch < c; ch++)

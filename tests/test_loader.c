@@ -1,7 +1,9 @@
 /* test_loader.c: augment_sample against an independent reference (explicit zero-padded image, crop,
  * flip) and the prefetching Loader: coverage and drop-last per epoch, image/label pairing, shuffling,
  * determinism across loaders and consumer timing, resume at epoch e, in-order padded evaluation,
- * restarting and destroying mid-epoch, no allocation per batch, no leaks, bad configurations.
+ * restarting and destroying mid-epoch, no allocation per batch, no leaks, bad configurations; the
+ * random-resized crop (constant colour kept, monotone gradients, window bounds and torchvision's
+ * fallback, a double-precision bilinear reference, determinism).
  * Datasets are built by hand: image i has distinct non-zero pixels and label i (classes = n), so a
  * label names its sample and a zero-padded border is told apart from image content. */
 #include "tests/testutil.h"
@@ -331,6 +333,274 @@ static void test_augment_pure(void **state) {
     augment_sample(&a, src, 4, 4, 3, o1, NULL);
     ref_variant(&a, src, 4, 4, 3, 2, 2, 2, false, o2); /* centred window = the image itself */
     assert_memory_equal(o1, o2, sizeof o1);
+}
+
+/* ---- random-resized crop ---- */
+
+/* rrc on, pad set too (rrc must replace the pad-crop: zero padding would show as black). */
+static Augment aug_rrc(bool flip) {
+    Augment a = aug_make(4, flip);
+    a.rrc = true;
+    return a;
+}
+
+static uint8_t *img_alloc(int h, int w, int c) {
+    uint8_t *p = mem_alloc((size_t)h * w * c);
+    assert_non_null(p);
+    return p;
+}
+
+static float *out_alloc(int h, int w, int c) {
+    float *p = mem_alloc((size_t)h * w * c * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+/* Replays augment_sample's draws on a copy of r: the window, then the flip. */
+static bool rrc_replay(Rng r, int h, int w, bool can_flip, int *y0, int *x0, int *wh, int *ww) {
+    augment_rrc_window(h, w, &r, y0, x0, wh, ww);
+    return can_flip ? rng_below(&r, 2) == 1 : false;
+}
+
+/* (1) A constant-colour image stays that colour everywhere, exactly up to float rounding of the
+ * normalisation, for up- and downscaled windows, flipped or not; and nothing is allocated. */
+static void check_rrc_constant(int h, int w, int c, int draws) {
+    static const uint8_t colour[4] = {37, 200, 91, 255};
+    Augment a = aug_rrc(true);
+    uint8_t *src = img_alloc(h, w, c);
+    float *out = out_alloc(h, w, c);
+    for (size_t i = 0; i < (size_t)h * w; i++)
+        for (int ch = 0; ch < c; ch++) src[i * c + ch] = colour[ch];
+    Rng r;
+    rng_init(&r, 17 + (uint64_t)h);
+    size_t allocs = mem_n_allocs();
+    for (int k = 0; k < draws; k++) {
+        augment_sample(&a, src, h, w, c, out, &r);
+        for (size_t i = 0; i < (size_t)h * w * c; i++) {
+            int ch = (int)(i % (size_t)c);
+            double want = norm_ref(&a, colour[ch], ch);
+            if (fabs(out[i] - want) > 1e-6 * (1 + fabs(want)))
+                fail_msg("%dx%dx%d draw %d value %zu: got %.9g, want %.9g", h, w, c, k, i, out[i], want);
+        }
+    }
+    assert_int_equal(mem_n_allocs(), allocs);
+    mem_free(out);
+    mem_free(src);
+}
+
+static void test_rrc_constant(void **state) {
+    check_rrc_constant(128, 160, 3, 40);
+    check_rrc_constant(224, 224, 1, 20);
+    check_rrc_constant(5, 7, 4, 200); /* tiny: windows of 1..7 px, strong upscaling */
+}
+
+/* (2) A horizontal gradient (pixel = x * 255/(w-1)) gives rows that are non-decreasing when not
+ * flipped and non-increasing when flipped (the flip read from a replay of the draws), and not flat. */
+static void test_rrc_gradient(void **state) {
+    enum { H = 128, W = 192, C = 3, DRAWS = 200 };
+    Augment a = aug_rrc(true);
+    uint8_t *src = img_alloc(H, W, C);
+    float *out = out_alloc(H, W, C);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int ch = 0; ch < C; ch++) src[((size_t)y * W + x) * C + ch] = (uint8_t)(x * 255 / (W - 1));
+    Rng r;
+    rng_init(&r, 4242);
+    int n_flip = 0;
+    for (int k = 0; k < DRAWS; k++) {
+        int y0, x0, wh, ww;
+        bool flip = rrc_replay(r, H, W, true, &y0, &x0, &wh, &ww);
+        n_flip += flip;
+        augment_sample(&a, src, H, W, C, out, &r);
+        for (int y = 0; y < H; y++)
+            for (int ch = 0; ch < C; ch++) {
+                const float *row = out + (size_t)y * W * C + ch;
+                for (int x = 1; x < W; x++) {
+                    float prev = row[(size_t)(x - 1) * C], cur = row[(size_t)x * C];
+                    if (flip ? cur > prev : cur < prev)
+                        fail_msg("draw %d (window %dx%d at %d,%d, flip %d) row %d ch %d: x %d %.9g after %.9g", k, wh,
+                                 ww, y0, x0, flip, y, ch, x, cur, prev);
+                }
+                /* the window spans >= 2 source columns, so the row really rises (or falls) */
+                if (ww >= 2 && !(flip ? row[0] > row[(size_t)(W - 1) * C] : row[0] < row[(size_t)(W - 1) * C]))
+                    fail_msg("draw %d row %d ch %d: flat or wrong way (flip %d): %.9g .. %.9g", k, y, ch, flip, row[0],
+                             row[(size_t)(W - 1) * C]);
+            }
+    }
+    assert_in_range(n_flip, DRAWS / 4, 3 * DRAWS / 4);
+    mem_free(out);
+    mem_free(src);
+}
+
+/* The window's exact bounds, given that ww, wh are roundings of sqrt(s*A*r), sqrt(s*A/r) with
+ * s in [0.08, 1] and r in [3/4, 4/3]: (ww -+ 1/2)(wh -+ 1/2) brackets s*A and (ww -+ 1/2)/(wh +- 1/2)
+ * brackets r. */
+static void check_window_bounds(int h, int w, int y0, int x0, int wh, int ww, const char *what, int k) {
+    if (wh < 1 || ww < 1 || y0 < 0 || x0 < 0 || y0 + wh > h || x0 + ww > w)
+        fail_msg("%s draw %d: window %dx%d at (%d,%d) outside %dx%d", what, k, wh, ww, y0, x0, h, w);
+    double area = (double)h * w;
+    if ((ww - 0.5) * (wh - 0.5) > area || (ww + 0.5) * (wh + 0.5) < 0.08 * area)
+        fail_msg("%s draw %d: window %dx%d is %.4f of the image", what, k, wh, ww, ww * wh / area);
+    if ((ww - 0.5) / (wh + 0.5) > 4.0 / 3.0 || (ww + 0.5) / (wh - 0.5) < 3.0 / 4.0)
+        fail_msg("%s draw %d: window %dx%d has aspect %.4f", what, k, wh, ww, (double)ww / wh);
+}
+
+/* (3) Over many draws: every window inside the image, area fraction in [0.08, 1] and aspect in
+ * [3/4, 4/3] up to rounding, both small (< 0.2) and large (> 0.8) fractions, windows touching every
+ * edge (random positions, not centred); the fallback reproduces torchvision's centre crops. */
+static void check_rrc_windows(int h, int w, int draws) {
+    Rng r;
+    rng_init(&r, 99 + (uint64_t)w);
+    double lo = 1, hi = 0;
+    bool top = false, bottom = false, left = false, right = false;
+    for (int k = 0; k < draws; k++) {
+        int y0 = -1, x0 = -1, wh = -1, ww = -1;
+        augment_rrc_window(h, w, &r, &y0, &x0, &wh, &ww);
+        check_window_bounds(h, w, y0, x0, wh, ww, "rrc", k);
+        double frac = (double)wh * ww / ((double)h * w);
+        lo = frac < lo ? frac : lo;
+        hi = frac > hi ? frac : hi;
+        top = top || (y0 == 0 && wh < h);
+        bottom = bottom || (y0 + wh == h && wh < h);
+        left = left || (x0 == 0 && ww < w);
+        right = right || (x0 + ww == w && ww < w);
+    }
+    if (!(lo < 0.2 && hi > 0.8)) fail_msg("%dx%d: area fractions only in [%.3f, %.3f]", h, w, lo, hi);
+    if (!(top && bottom && left && right))
+        fail_msg("%dx%d: windows touch top %d bottom %d left %d right %d", h, w, top, bottom, left, right);
+}
+
+static void test_rrc_window(void **state) {
+    check_rrc_windows(224, 224, 20000);
+    check_rrc_windows(128, 200, 20000);
+    check_rrc_windows(160, 128, 20000);
+    /* no attempt can fit: torchvision's fallback, by hand */
+    struct {
+        int h, w, y0, x0, wh, ww;
+    } fb[] = {
+        {1, 1000, 0, 499, 1, 1},   /* wide: h = 1, w = round(4/3) = 1, centred */
+        {300, 2, 148, 0, 3, 2},    /* tall: w = 2, h = round(2 / (3/4)) = round(2.67) = 3, centred */
+        {2, 600, 0, 298, 2, 3},    /* wide: h = 2, w = round(8/3) = 3; (600 - 3) / 2 = 298 */
+    };
+    for (size_t t = 0; t < sizeof fb / sizeof fb[0]; t++) {
+        Rng r;
+        rng_init(&r, 5 + t);
+        for (int k = 0; k < 50; k++) {
+            int y0, x0, wh, ww;
+            augment_rrc_window(fb[t].h, fb[t].w, &r, &y0, &x0, &wh, &ww);
+            if (y0 != fb[t].y0 || x0 != fb[t].x0 || wh != fb[t].wh || ww != fb[t].ww)
+                fail_msg("fallback %zu draw %d: window %dx%d at (%d,%d), want %dx%d at (%d,%d)", t, k, wh, ww, y0, x0,
+                         fb[t].wh, fb[t].ww, fb[t].y0, fb[t].x0);
+        }
+    }
+    /* tiny images: always inside (the area/aspect bounds need no fallback only for large images) */
+    Rng r;
+    rng_init(&r, 3);
+    for (int k = 0; k < 2000; k++) {
+        int h = 1 + (int)rng_below(&r, 6), w = 1 + (int)rng_below(&r, 6), y0, x0, wh, ww;
+        augment_rrc_window(h, w, &r, &y0, &x0, &wh, &ww);
+        if (wh < 1 || ww < 1 || y0 < 0 || x0 < 0 || y0 + wh > h || x0 + ww > w)
+            fail_msg("tiny draw %d: window %dx%d at (%d,%d) outside %dx%d", k, wh, ww, y0, x0, h, w);
+    }
+}
+
+/* The output against an independent double-precision bilinear reference of the replayed window
+ * (half-pixel centres, clamped to the window), flipped as replayed, normalised; the rng advances
+ * exactly by the replayed draws. */
+static void test_rrc_reference(void **state) {
+    enum { H = 40, W = 56, C = 3, DRAWS = 60 };
+    Augment a = aug_rrc(true);
+    uint8_t *src = img_alloc(H, W, C);
+    float *out = out_alloc(H, W, C);
+    Rng r;
+    rng_init(&r, 808);
+    for (size_t i = 0; i < (size_t)H * W * C; i++) src[i] = (uint8_t)rng_below(&r, 256);
+    for (int k = 0; k < DRAWS; k++) {
+        Rng after = r;
+        int y0, x0, wh, ww;
+        augment_rrc_window(H, W, &after, &y0, &x0, &wh, &ww);
+        bool flip = rng_below(&after, 2) == 1;
+        augment_sample(&a, src, H, W, C, out, &r);
+        assert_memory_equal(&r, &after, sizeof r);
+        double max_err = 0;
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double sy = fmin(fmax((y + 0.5) * wh / H - 0.5, 0), wh - 1);
+                double sx = fmin(fmax((x + 0.5) * ww / W - 0.5, 0), ww - 1);
+                int iy = (int)floor(sy), ix = (int)floor(sx);
+                int iy1 = iy + 1 < wh ? iy + 1 : iy, ix1 = ix + 1 < ww ? ix + 1 : ix;
+                double fy = sy - iy, fx = sx - ix;
+                int ox = flip ? W - 1 - x : x;
+                for (int ch = 0; ch < C; ch++) {
+#define PX(yy, xx) ((double)src[((size_t)(y0 + (yy)) * W + x0 + (xx)) * C + ch])
+                    double v = (1 - fy) * ((1 - fx) * PX(iy, ix) + fx * PX(iy, ix1)) +
+                               fy * ((1 - fx) * PX(iy1, ix) + fx * PX(iy1, ix1));
+#undef PX
+                    double want = (v / 255.0 - a.mean[ch]) / a.std[ch];
+                    double e = fabs(out[((size_t)y * W + ox) * C + ch] - want);
+                    max_err = e > max_err ? e : max_err;
+                }
+            }
+        if (max_err > 1e-4) fail_msg("draw %d (window %dx%d at %d,%d flip %d): max error %g", k, wh, ww, y0, x0, flip, max_err);
+    }
+    mem_free(out);
+    mem_free(src);
+}
+
+/* (4) Same rng state: identical output; another seed: different; rng NULL: the plain normalised
+ * image whatever rrc says. Through the loader: same seed identical epochs, resume reproduces. */
+static void test_rrc_deterministic(void **state) {
+    size_t live = mem_live_bytes();
+    enum { H = 128, W = 144, C = 3 };
+    Augment a = aug_rrc(true), plain = aug_make(0, false);
+    uint8_t *src = img_alloc(H, W, C);
+    float *o1 = out_alloc(H, W, C), *o2 = out_alloc(H, W, C);
+    for (size_t i = 0; i < (size_t)H * W * C; i++) src[i] = (uint8_t)(i * 7 % 251);
+    Rng r1, r2, r3;
+    rng_init(&r1, 31);
+    r2 = r1;
+    rng_init(&r3, 32);
+    for (int k = 0; k < 10; k++) {
+        augment_sample(&a, src, H, W, C, o1, &r1);
+        augment_sample(&a, src, H, W, C, o2, &r2);
+        assert_memory_equal(o1, o2, (size_t)H * W * C * sizeof *o1);
+        augment_sample(&a, src, H, W, C, o2, &r3);
+        assert_memory_not_equal(o1, o2, (size_t)H * W * C * sizeof *o1);
+    }
+    augment_sample(&a, src, H, W, C, o1, NULL);
+    augment_sample(&plain, src, H, W, C, o2, NULL);
+    assert_memory_equal(o1, o2, (size_t)H * W * C * sizeof *o1);
+    mem_free(o2);
+    mem_free(o1);
+    mem_free(src);
+
+    Dataset d;
+    ds_make(&d, 24, 8, 8, 3);
+    Loader *l1 = NULL, *l2 = NULL, *l3 = NULL;
+    assert_int_equal(loader_create(&l1, &d, 4, true, &a, 600), 0);
+    assert_int_equal(loader_create(&l2, &d, 4, true, &a, 600), 0);
+    assert_int_equal(loader_create(&l3, &d, 4, true, &a, 601), 0);
+    Epoch e0, e1, f1, g1;
+    epoch_alloc(&e0, l1, &d, 4);
+    epoch_alloc(&e1, l1, &d, 4);
+    epoch_alloc(&f1, l2, &d, 4);
+    epoch_alloc(&g1, l3, &d, 4);
+    epoch_read(&e0, l1, 0, 0, 0);
+    epoch_read(&e1, l1, 1, 0, 0);
+    epoch_read(&f1, l2, 1, 300, 2); /* resumed at epoch 1, slow consumer */
+    epoch_read(&g1, l3, 1, 0, 0);
+    assert_true(epoch_equal(&e1, &f1));
+    assert_false(epoch_equal(&e0, &e1));
+    assert_false(epoch_equal(&e1, &g1));
+    epoch_free(&e0);
+    epoch_free(&e1);
+    epoch_free(&f1);
+    epoch_free(&g1);
+    loader_destroy(l3);
+    loader_destroy(l2);
+    loader_destroy(l1);
+    ds_free(&d);
+    assert_int_equal(mem_live_bytes(), live);
 }
 
 /* ---- training loader ---- */
@@ -668,6 +938,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_augment_hand_variant, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_augment_variants, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_augment_pure, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rrc_constant, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rrc_gradient, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rrc_window, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rrc_reference, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rrc_deterministic, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_train_epochs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_train_plain, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_train_deterministic, fx_setup, fx_teardown),
