@@ -66,6 +66,12 @@ struct Layer {
 
     Param params[2];
     int n_params;
+    int i_wbwd, i_data, i_wgt, i_dwre; /* conv/fc: positions in bwd of the weights reorder (-1 none),
+                                          bwd_data, bwd_weights, weight-gradient reorder (-1 none) */
+    /* sparsity scheme (conv): single-sample primitives and memories */
+    LayerScheme *scheme;
+    Step sch_w1_reorder, sch_data1, sch_wgt1, sch_dw1_reorder;
+    dnnl_memory_t m_s, m_r, m_xsum, m_dx1, m_dw1, m_dw1_raw, m_w1;
 
     /* memories and buffers private to a kind (BN statistics, workspaces) */
     dnnl_memory_t owned_mem[LAYER_MAX_OWNED];
@@ -490,12 +496,15 @@ static int weighted_steps(Layer *l, const void *fwd_d, const void *bwd_data_d, c
     Step data = {0};
     TRY(step_make(l, &data, bwd_data_d, f->pd, NULL));
     dnnl_memory_t m_wb;
+    int before = l->n_bwd;
     rc = param_bwd_weights_mem(l, &l->params[0], dnnl_primitive_desc_query_md(data.pd, dnnl_query_weights_md, 0),
                                &m_wb);
     if (rc) {
         step_deinit(&data);
         goto fail;
     }
+    l->i_wbwd = l->n_bwd > before ? l->n_bwd - 1 : -1;
+    l->i_data = l->n_bwd;
     Step *d = add_step(l, l->bwd, &l->n_bwd);
     *d = data;
     step_arg(d, DNNL_ARG_DIFF_DST, l->m_dy);
@@ -503,6 +512,7 @@ static int weighted_steps(Layer *l, const void *fwd_d, const void *bwd_data_d, c
     step_arg(d, DNNL_ARG_DIFF_SRC, l->m_dx[0]);
     d->needs_dx = 0;
 
+    l->i_wgt = l->n_bwd;
     Step *w = add_step(l, l->bwd, &l->n_bwd);
     TRY(step_make(l, w, bwd_w_d, f->pd, NULL));
     dnnl_memory_t m_dw;
@@ -516,7 +526,9 @@ static int weighted_steps(Layer *l, const void *fwd_d, const void *bwd_data_d, c
             FAIL(ERR_DNNL, "layer %s: unexpected bias gradient layout", l->spec.name);
         step_arg(w, DNNL_ARG_DIFF_BIAS, l->params[1].m_dw);
     }
+    before = l->n_bwd;
     TRY(param_finish_dw(l, &l->params[0]));
+    l->i_dwre = l->n_bwd > before ? l->n_bwd - 1 : -1;
 fail:
     return rc;
 }
@@ -917,6 +929,13 @@ void layer_destroy(Layer *l) {
     for (int i = 0; i < l->n_fwd_infer; i++) step_deinit(&l->fwd_infer[i]);
     for (int i = 0; i < l->n_bwd; i++) step_deinit(&l->bwd[i]);
     for (int i = 0; i < l->n_recompute; i++) step_deinit(&l->recompute[i]);
+    step_deinit(&l->sch_w1_reorder);
+    step_deinit(&l->sch_data1);
+    step_deinit(&l->sch_wgt1);
+    step_deinit(&l->sch_dw1_reorder);
+    dnnl_memory_t sm[7] = {l->m_s, l->m_r, l->m_xsum, l->m_dx1, l->m_dw1, l->m_dw1_raw, l->m_w1};
+    for (int i = 0; i < 7; i++)
+        if (sm[i]) dnnl_memory_destroy(sm[i]);
     for (int i = 0; i < 2; i++) param_deinit(&l->params[i]);
     for (int i = 0; i < l->n_owned_mem; i++) dnnl_memory_destroy(l->owned_mem[i]);
     dnnl_memory_t ms[6] = {l->m_x[0], l->m_x[1], l->m_y, l->m_dx[0], l->m_dx[1], l->m_dy};
@@ -991,8 +1010,11 @@ fail:
     return rc;
 }
 
+static int conv_backward_scheme(Layer *l);
+
 int layer_backward(Layer *l) {
     int rc = 0;
+    if (l->scheme) return conv_backward_scheme(l);
     TRY(sync_shared(l));
     if (l->n_bwd) TRY(run_steps(l, l->bwd, l->n_bwd));
     if (l->ops->after_backward) TRY(l->ops->after_backward(l));
@@ -1072,5 +1094,182 @@ int layer_init_params(Layer *l, Rng *rng) {
     }
 fail:
     mem_free(buf);
+    return rc;
+}
+
+/* ---- a sparsity scheme on a conv layer: the split form on oneDNN (backend dnnl) -------------------- */
+
+/* Executes a step with one argument's memory replaced (no allocation: the copy is on the stack). */
+static int exec_with(Layer *l, const Step *st, int arg, dnnl_memory_t m) {
+    int rc = 0;
+    dnnl_exec_arg_t args[STEP_MAX_ARGS];
+    memcpy(args, st->args, (size_t)st->n_args * sizeof args[0]);
+    for (int i = 0; i < st->n_args; i++)
+        if (args[i].arg == arg) args[i].memory = m;
+    DNNL_TRY(dnnl_primitive_execute(st->prim, l->ctx->stream, st->n_args, args));
+fail:
+    return rc;
+}
+
+static int exec_step(Layer *l, const Step *st) {
+    int rc = 0;
+    DNNL_TRY(dnnl_primitive_execute(st->prim, l->ctx->stream, st->n_args, st->args));
+fail:
+    return rc;
+}
+
+int layer_attach_scheme(Layer *l, LayerScheme *ls) {
+    int rc = 0;
+    dnnl_primitive_desc_t hint = NULL;
+    if (l->spec.kind != LAYER_CONV || l->scheme)
+        FAIL(ERR_SHAPE, "layer %s: a sparsity scheme attaches to a conv layer, once", l->spec.name);
+    const LayerSpec *s = &l->spec;
+    Param *p = &l->params[0];
+    Dims4 in1 = l->in[0], out1 = l->out;
+    in1.n = out1.n = 1;
+    dnnl_memory_desc_t out_md, src1, dst1, w_any;
+    TRY(md_nhwc(&out_md, l->out));
+    TRY(md_nhwc(&src1, in1));
+    TRY(md_nhwc(&dst1, out1));
+    dnnl_dims_t wd = {l->out.c, l->in[0].c, s->kh, s->kw};
+    TRY(md_plain(&w_any, 4, wd, dnnl_format_tag_any));
+    dnnl_dims_t st = {s->stride, s->stride}, pad = {s->pad, s->pad};
+    TRY(mem_new(l, &l->m_s, &out_md, ls->s_buf));
+    TRY(mem_new(l, &l->m_r, &dst1, NULL));
+    TRY(shared_mem_new(l, &l->m_xsum, &src1, CTX_REUSE_XSUM));
+    TRY(shared_mem_new(l, &l->m_dx1, &src1, CTX_REUSE_DX));
+    TRY(ctx_reserve(l->ctx, CTX_DENSE_DW, p->n_stored * sizeof(float)));
+
+    /* single-sample primitives (a forward descriptor serves as their hint) */
+    dnnl_convolution_desc_t fd, dd, wdsc;
+    DNNL_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src1, &w_any,
+                                                NULL, &dst1, st, pad, pad));
+    DNNL_TRY(dnnl_primitive_desc_create(&hint, &fd, NULL, l->ctx->engine, NULL));
+    DNNL_TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src1, &w_any, &dst1, st, pad, pad));
+    TRY(step_make(l, &l->sch_data1, &dd, hint, NULL));
+    const dnnl_memory_desc_t *w1md = dnnl_primitive_desc_query_md(l->sch_data1.pd, dnnl_query_weights_md, 0);
+    dnnl_memory_t m_w1 = p->m_w;
+    if (!dnnl_memory_desc_equal(w1md, &p->md)) {
+        if (p->m_w_bwd && dnnl_memory_desc_equal(w1md, &p->bwd_md)) {
+            m_w1 = p->m_w_bwd; /* refreshed by the main backward's reorder */
+        } else {
+            TRY(shared_mem_new(l, &l->m_w1, w1md, CTX_REUSE_W));
+            TRY(step_reorder(l, &l->sch_w1_reorder, &p->md, w1md));
+            step_arg(&l->sch_w1_reorder, DNNL_ARG_FROM, p->m_w);
+            step_arg(&l->sch_w1_reorder, DNNL_ARG_TO, l->m_w1);
+            m_w1 = l->m_w1;
+        }
+    }
+    step_arg(&l->sch_data1, DNNL_ARG_DIFF_DST, l->m_r);
+    step_arg(&l->sch_data1, DNNL_ARG_WEIGHTS, m_w1);
+    step_arg(&l->sch_data1, DNNL_ARG_DIFF_SRC, l->m_dx1);
+
+    DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &src1, &w_any, NULL, &dst1,
+                                                         st, pad, pad));
+    TRY(step_make(l, &l->sch_wgt1, &wdsc, hint, NULL));
+    const dnnl_memory_desc_t *dw1md = dnnl_primitive_desc_query_md(l->sch_wgt1.pd, dnnl_query_diff_weights_md, 0);
+    TRY(shared_mem_new(l, &l->m_dw1, &p->md, CTX_REUSE_DW));
+    dnnl_memory_t m_dw1_out = l->m_dw1;
+    if (!dnnl_memory_desc_equal(dw1md, &p->md)) {
+        TRY(shared_mem_new(l, &l->m_dw1_raw, dw1md, CTX_REUSE_DW_RAW));
+        TRY(step_reorder(l, &l->sch_dw1_reorder, dw1md, &p->md));
+        step_arg(&l->sch_dw1_reorder, DNNL_ARG_FROM, l->m_dw1_raw);
+        step_arg(&l->sch_dw1_reorder, DNNL_ARG_TO, l->m_dw1);
+        m_dw1_out = l->m_dw1_raw;
+    }
+    step_arg(&l->sch_wgt1, DNNL_ARG_SRC, l->m_xsum);
+    step_arg(&l->sch_wgt1, DNNL_ARG_DIFF_DST, l->m_r);
+    step_arg(&l->sch_wgt1, DNNL_ARG_DIFF_WEIGHTS, m_dw1_out);
+    ls->cos_dw = NAN;
+    l->scheme = ls;
+fail:
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (rc) log_msg(LOG_ERROR, "layer %s: cannot attach the sparsity scheme", l->spec.name);
+    return rc;
+}
+
+static double cosine_f(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+/* Runs the main weight-gradient primitive (and its reorder) with diff_dst = m. */
+static int conv_weight_grad(Layer *l, dnnl_memory_t m) {
+    int rc = 0;
+    TRY(exec_with(l, &l->bwd[l->i_wgt], DNNL_ARG_DIFF_DST, m));
+    if (l->i_dwre >= 0) TRY(exec_step(l, &l->bwd[l->i_dwre]));
+fail:
+    return rc;
+}
+
+static int conv_backward_scheme(Layer *l) {
+    int rc = 0;
+    LayerScheme *ls = l->scheme;
+    SchemeOut *o = &ls->out;
+    Param *p = &l->params[0];
+    Dims4 in = l->in[0], out = l->out;
+    TRY(sync_shared(l));
+    memset(o, 0, sizeof *o);
+    o->g = l->dy;
+    o->s = ls->s_buf;
+    o->tau = NAN;
+    TRY(ls->scheme->sparsify(ls->state, ls->cfg, &ls->step, o));
+    ls->cos_dw = NAN;
+    float *dense_dw = l->ctx->shared[CTX_DENSE_DW];
+    if (ls->want_dense_dw && !o->dense) { /* the true dense weight gradient, for comparison */
+        TRY(conv_weight_grad(l, l->m_dy));
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        memcpy(dense_dw, p->dw, p->n_stored * sizeof(float));
+    }
+    if (o->dense) {
+        TRY(run_steps(l, l->bwd, l->n_bwd));
+        if (ls->want_dense_dw) ls->cos_dw = 1.0;
+        return 0;
+    }
+    if (l->i_wbwd >= 0) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
+    if (l->dx[0]) TRY(exec_with(l, &l->bwd[l->i_data], DNNL_ARG_DIFF_DST, l->m_s));
+    TRY(conv_weight_grad(l, l->m_s));
+    if (o->r) {
+        DNNL_TRY(dnnl_memory_set_data_handle(l->m_r, (void *)o->r));
+        size_t sample = dims_sample(in);
+        if (l->dx[0]) {
+            if (l->sch_w1_reorder.prim) TRY(exec_step(l, &l->sch_w1_reorder));
+            TRY(exec_step(l, &l->sch_data1));
+        }
+        float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        const float *x = l->x[0];
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < sample; i++) {
+            float acc = 0;
+            for (int n = 0; n < in.n; n++) acc += x[(size_t)n * sample + i];
+            xsum[i] = acc;
+        }
+        TRY(exec_step(l, &l->sch_wgt1));
+        if (l->sch_dw1_reorder.prim) TRY(exec_step(l, &l->sch_dw1_reorder));
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        if (l->dx[0]) {
+            const float *dx1 = l->ctx->shared[CTX_REUSE_DX];
+            float *dx = l->dx[0];
+#pragma omp parallel for schedule(static)
+            for (int n = 0; n < in.n; n++)
+                for (size_t i = 0; i < sample; i++) dx[(size_t)n * sample + i] += dx1[i];
+        }
+        const float *dw1 = l->ctx->shared[CTX_REUSE_DW];
+        for (size_t i = 0; i < p->n_stored; i++) p->dw[i] += dw1[i];
+    } else {
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+    }
+    if (l->spec.bias) { /* the bias gradient stays dense: sum of G over N, P, Q */
+        float *db = l->params[1].dw;
+        int k = out.c;
+        size_t rows = (size_t)out.n * out.h * out.w;
+        for (int c = 0; c < k; c++) db[c] = 0;
+        for (size_t r = 0; r < rows; r++)
+            for (int c = 0; c < k; c++) db[c] += l->dy[r * (size_t)k + c];
+    }
+    if (ls->want_dense_dw) ls->cos_dw = cosine_f(p->dw, dense_dw, p->n_stored);
+fail:
     return rc;
 }

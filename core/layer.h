@@ -26,6 +26,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "core/rng.h"
+#include "core/scheme.h"
 #include "core/shape.h"
 
 typedef enum {
@@ -72,7 +73,19 @@ int layer_out_dims(const LayerSpec *spec, const Dims4 *in, Dims4 *out);
 /* Buffers shared by all layers because each use is transient (inside one primitive or one
  * layer's backward): oneDNN's scratchpad, the weights copy in backward-data layout, the weight
  * gradient in backward-weights layout. They grow while layers are created, never in a step. */
-enum { CTX_SCRATCH = 0, CTX_WEIGHTS_BWD, CTX_WGRAD_RAW, CTX_N_SHARED };
+enum {
+    CTX_SCRATCH = 0,
+    CTX_WEIGHTS_BWD,
+    CTX_WGRAD_RAW,
+    /* the reuse terms of a sparsity scheme (layer_attach_scheme) */
+    CTX_REUSE_XSUM, /* sum over the batch of a conv's input (1,H,W,C) */
+    CTX_REUSE_DX,   /* bwd_data of the reuse term (1,H,W,C) */
+    CTX_REUSE_DW,   /* bwd_weights of the reuse term, in the weights' stored layout */
+    CTX_REUSE_DW_RAW,
+    CTX_REUSE_W,    /* the weights in the single-sample bwd_data layout, when it differs */
+    CTX_DENSE_DW,   /* the dense weight gradient, for its cosine with the scheme's */
+    CTX_N_SHARED
+};
 
 typedef struct {
     dnnl_engine_t engine;
@@ -126,6 +139,25 @@ double layer_loss_value(const Layer *l);
 /* Sum of the cross-entropy of the first n_valid samples of the last forward. */
 double layer_loss_sum(const Layer *l, int n_valid);
 int layer_loss_correct(const Layer *l, int k, int n_valid);
+
+/* A sparsity scheme on a conv layer (backend dnnl). Once attached, layer_backward sparsifies the
+ * output gradient G (dy) with the scheme into S, then computes the split form with oneDNN on the
+ * dense S: dX = bwd_data(S) + broadcast_N(bwd_data(R)), dW = bwd_weights(X, S) +
+ * bwd_weights(sum_n X_n, R); a bias gradient stays dense (sum of G). A step the scheme marks dense
+ * runs the plain path on G. All buffers and single-sample primitives are made at attach time. */
+typedef struct {
+    const Scheme *scheme; /* borrowed, with cfg and state: the net owns them */
+    const void *cfg;
+    void *state;
+    SchemeStep step;      /* set by the caller before each backward */
+    SchemeOut out;        /* after backward: what the scheme did this step */
+    float *s_buf;         /* (N,P,Q,K) storage for S, may be shared by layers */
+    bool want_dense_dw;   /* this step also compute the dense weight gradient and cos_dw */
+    double cos_dw;        /* cosine(scheme's dW, dense dW) when computed, else NAN */
+} LayerScheme;
+
+/* Conv only; ERR_SHAPE for other kinds. The LayerScheme must outlive the layer's use of it. */
+int layer_attach_scheme(Layer *l, LayerScheme *ls);
 
 /* Parameters. A conv has 1 (weight) or 2 (weight, bias), fc likewise, bn 2 (gamma, beta). */
 typedef struct {

@@ -1,0 +1,166 @@
+/* test_scheme_exec: the dnnl backend of the scheme interface. A conv layer with a scheme attached
+ * computes the split form dX = bwd_data(S) + bcast(bwd_data(R)), dW = bwd_weights(X, S) +
+ * bwd_weights(sum_n X_n, R); it must equal the explicit form, the plain backward on
+ * G_hat = S + bcast(R), to 1e-5 norm-relative, for every conv kind of the models. */
+#include <math.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/layer.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "core/scheme.h"
+#include "tests/testutil.h"
+
+/* A scheme whose output the test prepares: S and R are copied from its state. */
+typedef struct {
+    const float *s, *r;
+    size_t n;
+    bool dense;
+} FixedState;
+
+static int fixed_sparsify(void *state, const void *cfg, const SchemeStep *st, SchemeOut *out) {
+    FixedState *f = state;
+    if (f->dense) {
+        memcpy(out->s, out->g, f->n * sizeof(float));
+        out->dense = true;
+        out->density = 1;
+        return 0;
+    }
+    memcpy(out->s, f->s, f->n * sizeof(float));
+    out->r = f->r;
+    size_t nnz = 0;
+    for (size_t i = 0; i < f->n; i++) nnz += f->s[i] != 0;
+    out->density = (double)nnz / f->n;
+    return 0;
+}
+
+static const Scheme fixed_scheme = {.name = "fixed", .summary = "test", .sparsify = fixed_sparsify};
+
+static float *frand(Rng *r, size_t n, double scale) {
+    float *p = mem_alloc(n * sizeof(float));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(scale * rng_normal(r));
+    return p;
+}
+
+static double *to_d(const float *a, size_t n) {
+    double *d = mem_alloc(n * sizeof(double));
+    assert_non_null(d);
+    for (size_t i = 0; i < n; i++) d[i] = a[i];
+    return d;
+}
+
+typedef struct {
+    Dims4 in;
+    int k, ks, stride, pad;
+    bool bias, with_r, dense;
+    double density;
+} Case;
+
+static void run_case(const Case *c) {
+    size_t live = mem_live_bytes();
+    DnnlCtx ctx;
+    assert_int_equal(dnnl_ctx_init(&ctx), 0);
+    LayerSpec spec = {.kind = LAYER_CONV, .name = "conv", .in = {0, -1}, .out_c = c->k, .kh = c->ks, .kw = c->ks,
+                      .stride = c->stride, .pad = c->pad, .bias = c->bias};
+    Layer *split = NULL, *plain = NULL;
+    assert_int_equal(layer_create(&split, &spec, &c->in, &ctx), 0);
+    assert_int_equal(layer_create(&plain, &spec, &c->in, &ctx), 0);
+    Dims4 out = layer_out_dims_of(split);
+    size_t nx = dims_count(c->in), ny = dims_count(out), ns = (size_t)out.c * out.h * out.w;
+    Rng rng;
+    rng_init(&rng, 42 + (uint64_t)c->k);
+    LayerParam wp = layer_param(split, 0);
+    float *w = frand(&rng, wp.n_plain, 0.3), *b = frand(&rng, (size_t)c->k, 0.1);
+    for (int i = 0; i < 2; i++) {
+        Layer *l = i ? plain : split;
+        assert_int_equal(layer_param_set(l, 0, w), 0);
+        if (c->bias) assert_int_equal(layer_param_set(l, 1, b), 0);
+    }
+    float *x = frand(&rng, nx, 1.0), *g = frand(&rng, ny, 1.0), *s = frand(&rng, ny, 1.0), *r = frand(&rng, ns, 0.5);
+    for (size_t i = 0; i < ny; i++) /* S: keep about `density` of the entries */
+        if (rng_uniform(&rng) >= c->density) s[i] = 0;
+    float *ghat = mem_alloc(ny * sizeof(float)), *sbuf = mem_calloc(ny, sizeof(float));
+    float *y1 = mem_alloc(ny * sizeof(float)), *y2 = mem_alloc(ny * sizeof(float));
+    float *dx1 = mem_alloc(nx * sizeof(float)), *dx2 = mem_alloc(nx * sizeof(float));
+    assert_true(ghat && sbuf && y1 && y2 && dx1 && dx2);
+    for (size_t i = 0; i < ny; i++)
+        ghat[i] = c->dense ? g[i] : s[i] + (c->with_r ? r[i % ns] : 0.0f);
+
+    FixedState fs = {.s = s, .r = c->with_r ? r : NULL, .n = ny, .dense = c->dense};
+    LayerScheme ls = {.scheme = &fixed_scheme, .state = &fs, .s_buf = sbuf, .want_dense_dw = true};
+    assert_int_equal(layer_attach_scheme(split, &ls), 0);
+    float *xs[2] = {x, NULL}, *dxs1[2] = {dx1, NULL}, *dxs2[2] = {dx2, NULL};
+    assert_int_equal(layer_bind(split, xs, y1, dxs1, g), 0);
+    assert_int_equal(layer_bind(plain, xs, y2, dxs2, ghat), 0);
+    for (int i = 0; i < 2; i++) {
+        Layer *l = i ? plain : split;
+        assert_int_equal(layer_forward(l, true), 0);
+        assert_int_equal(layer_backward(l), 0);
+    }
+    double *want = to_d(dx2, nx);
+    assert_close_fd("dX split vs explicit", dx1, want, nx, 1e-5);
+    mem_free(want);
+    float *dw1 = mem_alloc(wp.n_plain * sizeof(float)), *dw2 = mem_alloc(wp.n_plain * sizeof(float));
+    assert_int_equal(layer_grad_get(split, 0, dw1), 0);
+    assert_int_equal(layer_grad_get(plain, 0, dw2), 0);
+    want = to_d(dw2, wp.n_plain);
+    assert_close_fd("dW split vs explicit", dw1, want, wp.n_plain, 1e-5);
+    mem_free(want);
+    if (c->bias) { /* the bias gradient is the dense sum of G, not of G_hat */
+        float *db = mem_alloc((size_t)c->k * sizeof(float));
+        double *dbw = mem_calloc((size_t)c->k, sizeof(double));
+        assert_int_equal(layer_grad_get(split, 1, db), 0);
+        for (size_t i = 0; i < ny; i++) dbw[i % (size_t)c->k] += g[i];
+        assert_close_fd("db = sum G", db, dbw, (size_t)c->k, 1e-5);
+        mem_free(db);
+        mem_free(dbw);
+    }
+    /* the dense weight gradient's cosine: 1 for a dense step, below 1 otherwise */
+    assert_false(isnan(ls.cos_dw));
+    if (c->dense) assert_true(ls.cos_dw == 1.0);
+    else assert_true(ls.cos_dw < 0.9999 && ls.cos_dw > -1.0);
+    assert_true(ls.out.density > 0 && ls.out.density <= 1);
+    mem_free(dw1);
+    mem_free(dw2);
+    mem_free(w), mem_free(b), mem_free(x), mem_free(g), mem_free(s), mem_free(r);
+    mem_free(ghat), mem_free(sbuf), mem_free(y1), mem_free(y2), mem_free(dx1), mem_free(dx2);
+    layer_destroy(split);
+    layer_destroy(plain);
+    dnnl_ctx_deinit(&ctx);
+    assert_int_equal(mem_live_bytes(), live);
+}
+
+static void test_3x3(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1}); }
+static void test_3x3_stride2(void **st) { run_case(&(Case){{3, 16, 9, 9}, 32, 3, 2, 1, false, true, false, 0.2}); }
+static void test_1x1_downsample(void **st) { run_case(&(Case){{4, 16, 8, 8}, 32, 1, 2, 0, false, true, false, 0.1}); }
+static void test_stem_7x7(void **st) { run_case(&(Case){{2, 3, 20, 20}, 16, 7, 2, 3, false, true, false, 0.3}); }
+static void test_cifar_stem_3ch(void **st) { run_case(&(Case){{4, 3, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1}); }
+static void test_5x5_bias(void **st) { run_case(&(Case){{4, 6, 12, 12}, 16, 5, 1, 0, true, true, false, 0.2}); }
+static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1, false, true, false, 0.05}); }
+static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1}); }
+static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0}); }
+
+static void test_attach_rejects_non_conv(void **st) {
+    DnnlCtx ctx;
+    assert_int_equal(dnnl_ctx_init(&ctx), 0);
+    LayerSpec spec = {.kind = LAYER_RELU, .name = "relu", .in = {0, -1}};
+    Dims4 in = {2, 4, 4, 4};
+    Layer *l = NULL;
+    assert_int_equal(layer_create(&l, &spec, &in, &ctx), 0);
+    LayerScheme ls = {.scheme = &fixed_scheme};
+    assert_int_equal(layer_attach_scheme(l, &ls), ERR_SHAPE);
+    layer_destroy(l);
+    dnnl_ctx_deinit(&ctx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_3x3),          cmocka_unit_test(test_3x3_stride2), cmocka_unit_test(test_1x1_downsample),
+        cmocka_unit_test(test_stem_7x7),     cmocka_unit_test(test_cifar_stem_3ch), cmocka_unit_test(test_5x5_bias),
+        cmocka_unit_test(test_wide),         cmocka_unit_test(test_no_reuse),    cmocka_unit_test(test_dense_step),
+        cmocka_unit_test(test_attach_rejects_non_conv),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
