@@ -32,5 +32,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_imagenet_convert(int argc, char **argv);
+int cmd_flops(int argc, char **argv);
+int cmd_schemes(int argc, char **argv);
 
 #endif

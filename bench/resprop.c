@@ -17,6 +17,8 @@ static const CliCommand commands[] = {
     {"eval", "evaluate a checkpoint on its dataset's test split", cmd_eval},
     {"export", "write a run record's series as .dat (gnuplot) and .csv files", cmd_export},
     {"imagenet-convert", "convert an ILSVRC-2012 JPEG tree into HDF5 shards", cmd_imagenet_convert},
+    {"schemes", "list the sparsity schemes and their options", cmd_schemes},
+    {"flops", "backward FLOP accounting of a model at a gradient density (no training)", cmd_flops},
     {"bench", "measure speed: `bench step` times the dense training step", cmd_bench},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

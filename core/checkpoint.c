@@ -115,6 +115,22 @@ int ckpt_save(const char *path, Trainer *t, const CkptMeta *meta) {
             TRY(write_floats(f, lcpl, p, layer_bn_running_var(l), c, tmp));
         }
     }
+    for (int j = 0; j < net_scheme_n(net); j++) { /* per-layer scheme state, as the scheme serialises it */
+        size_t bytes = net_scheme_state_bytes(net, j);
+        if (!bytes) continue;
+        unsigned char *blob = mem_alloc(bytes);
+        if (!blob) FAIL(ERR_NOMEM, "checkpoint %s: out of memory", path);
+        net_scheme_state_save(net, j, blob);
+        hsize_t dims[1] = {bytes};
+        snprintf(p, sizeof p, "/scheme/S%03d", j);
+        hid_t space = H5Screate_simple(1, dims, NULL), ds = -1;
+        if (space >= 0) ds = H5Dcreate2(f, p, H5T_NATIVE_UCHAR, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        herr_t wr = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, blob) : -1;
+        if (ds >= 0) H5Dclose(ds);
+        if (space >= 0) H5Sclose(space);
+        mem_free(blob);
+        if (wr < 0) FAIL(ERR_HDF5, "checkpoint %s: cannot write %s", tmp, p);
+    }
     if (meta->n_rows > 0) {
         hsize_t dims[2] = {(hsize_t)meta->n_rows, (hsize_t)meta->n_cols};
         H5_CHECK(H5LTmake_dataset_double(f, "/history", 2, dims, meta->history), tmp);
@@ -220,6 +236,25 @@ int ckpt_load(const char *path, Trainer *t, CkptMeta *meta) {
             TRY(group_path(p, sizeof p, "bn", i, "running_var"));
             TRY(read_floats(f, p, layer_bn_running_var(l), c, path));
         }
+    }
+    for (int j = 0; j < net_scheme_n(net); j++) {
+        size_t bytes = net_scheme_state_bytes(net, j);
+        if (!bytes) continue;
+        snprintf(p, sizeof p, "/scheme/S%03d", j);
+        hsize_t dims[1] = {0};
+        H5T_class_t cls;
+        size_t ts;
+        if (H5LTget_dataset_info(f, p, dims, &cls, &ts) < 0 || dims[0] != bytes)
+            FAIL(ERR_FORMAT, "checkpoint %s: scheme state %s missing or not %zu bytes (another scheme or model?)", path,
+                 p, bytes);
+        unsigned char *blob = mem_alloc(bytes);
+        if (!blob) FAIL(ERR_NOMEM, "checkpoint %s: out of memory", path);
+        hid_t ds = H5Dopen2(f, p, H5P_DEFAULT);
+        herr_t r = ds >= 0 ? H5Dread(ds, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, blob) : -1;
+        if (ds >= 0) H5Dclose(ds);
+        int lrc = r < 0 ? ERR_HDF5 : net_scheme_state_load(net, j, blob, bytes);
+        mem_free(blob);
+        if (lrc) FAIL(lrc, "checkpoint %s: cannot restore scheme state %s", path, p);
     }
     t->step = tstep;
 fail:

@@ -12,6 +12,7 @@
 #include "core/net.h"
 
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -34,6 +35,17 @@ struct Net {
     int32_t *labels; /* (N) */
     int n_params;
     LayerParam *params;
+    /* sparsity scheme */
+    const Scheme *scheme;
+    const void *scheme_cfg;
+    int n_sch;
+    int *sch_of;              /* (n_layers) index into the arrays below, or -1 */
+    LayerScheme *sch;         /* (n_sch) */
+    void **sch_state;         /* (n_sch) */
+    ConvSchemeStats *sch_stats; /* (n_sch) */
+    float *s_buf;             /* shared S storage */
+    Rng sch_rng;              /* base of the per-(layer, step) streams */
+    bool sch_want_stats;
 };
 
 static bool needs_own_output(const LayerSpec *s) {
@@ -270,6 +282,13 @@ void net_destroy(Net *net) {
     mem_free(net->recompute_before);
     mem_free(net->labels);
     mem_free(net->params);
+    if (net->scheme)
+        for (int j = 0; j < net->n_sch; j++) net->scheme->layer_destroy(net->sch_state[j]);
+    mem_free(net->sch_of);
+    mem_free(net->sch);
+    mem_free(net->sch_state);
+    mem_free(net->sch_stats);
+    mem_free(net->s_buf);
     mem_free(net);
 }
 
@@ -290,6 +309,115 @@ static void add_into(float *restrict dst, const float *restrict src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
+static double cosine(const float *a, const float *b, size_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+/* After conv layer i's backward: what the scheme did, and on stats steps the similarities. G is
+ * still in the layer's output-gradient buffer, S in the shared buffer, R where the scheme keeps it. */
+static void scheme_stats(Net *net, int i) {
+    int j = net->sch_of[i];
+    LayerScheme *ls = &net->sch[j];
+    ConvSchemeStats *st = &net->sch_stats[j];
+    const SchemeOut *o = &ls->out;
+    Dims4 d = net->dims[i];
+    size_t n = dims_count(d), sample = dims_sample(d);
+    st->layer = i;
+    st->density = o->density;
+    st->tau = o->tau;
+    st->dense = o->dense;
+    st->has_r = o->r != NULL;
+    st->cos_g_ghat = st->cos_r_g = NAN;
+    st->cos_dw = ls->cos_dw;
+    if (!net->sch_want_stats) return;
+    const float *g = net->g[i];
+    if (o->dense) {
+        st->cos_g_ghat = 1.0;
+    } else {
+        double ab = 0, aa = 0, bb = 0;
+        for (size_t k = 0; k < n; k++) {
+            double gh = (double)o->s[k] + (o->r ? o->r[k % sample] : 0.0);
+            ab += g[k] * gh, aa += (double)g[k] * g[k], bb += gh * gh;
+        }
+        st->cos_g_ghat = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+    }
+    if (o->r) {
+        Rng r = rng_split(&ls->step.rng, 0x5ca1ab1e);
+        size_t x = (size_t)rng_below(&r, (uint64_t)d.n);
+        st->cos_r_g = cosine(o->r, g + x * sample, sample);
+    }
+}
+
+int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed) {
+    int rc = 0;
+    int n = net->spec.n_layers;
+    size_t s_floats = 0;
+    if (net->scheme) FAIL(ERR_CONFIG, "model %s: a scheme is attached already", net->spec.name);
+    net->sch_of = mem_alloc((size_t)n * sizeof(int));
+    if (!net->sch_of) FAIL(ERR_NOMEM, "scheme: out of memory");
+    for (int i = 0; i < n; i++) {
+        net->sch_of[i] = -1;
+        if (net->spec.layers[i].kind == LAYER_CONV) net->sch_of[i] = net->n_sch++;
+        if (net->sch_of[i] >= 0 && dims_count(net->dims[i]) > s_floats) s_floats = dims_count(net->dims[i]);
+    }
+    net->sch = mem_calloc((size_t)net->n_sch + 1, sizeof(LayerScheme));
+    net->sch_state = mem_calloc((size_t)net->n_sch + 1, sizeof(void *));
+    net->sch_stats = mem_calloc((size_t)net->n_sch + 1, sizeof(ConvSchemeStats));
+    net->s_buf = mem_calloc(s_floats + 1, sizeof(float));
+    if (!net->sch || !net->sch_state || !net->sch_stats || !net->s_buf) FAIL(ERR_NOMEM, "scheme: out of memory");
+    net->scheme = s;
+    net->scheme_cfg = cfg;
+    rng_init(&net->sch_rng, seed ^ 0x5c4e3eULL);
+    for (int i = 0; i < n; i++) {
+        int j = net->sch_of[i];
+        if (j < 0) continue;
+        Dims4 d = net->dims[i];
+        GradShape shape = {d.n, d.h, d.w, d.c};
+        TRY(s->layer_create(&net->sch_state[j], cfg, shape, reuse));
+        net->sch[j] = (LayerScheme){.scheme = s, .cfg = cfg, .state = net->sch_state[j], .s_buf = net->s_buf};
+        net->sch_stats[j] = (ConvSchemeStats){.layer = i, .density = 1, .tau = NAN, .cos_g_ghat = NAN,
+                                              .cos_r_g = NAN, .cos_dw = NAN};
+        TRY(layer_attach_scheme(net->layers[i], &net->sch[j]));
+    }
+fail:
+    return rc;
+}
+
+void net_scheme_step(Net *net, long step, int epoch, long step_in_epoch, long steps_per_epoch, long total_steps,
+                     bool stats) {
+    net->sch_want_stats = stats;
+    for (int i = 0; i < net->spec.n_layers; i++) {
+        int j = net->sch_of ? net->sch_of[i] : -1;
+        if (j < 0) continue;
+        SchemeStep *st = &net->sch[j].step;
+        st->step = step;
+        st->epoch = epoch;
+        st->step_in_epoch = step_in_epoch;
+        st->steps_per_epoch = steps_per_epoch;
+        st->total_steps = total_steps;
+        st->layer = i;
+        st->rng = rng_split(&net->sch_rng, ((uint64_t)step << 16) ^ (uint64_t)i);
+        net->sch[j].want_dense_dw = stats;
+    }
+}
+
+int net_scheme_n(const Net *net) { return net->n_sch; }
+const ConvSchemeStats *net_scheme_stats(const Net *net, int j) { return &net->sch_stats[j]; }
+
+size_t net_scheme_state_bytes(const Net *net, int j) {
+    return net->scheme->state_bytes ? net->scheme->state_bytes(net->sch_state[j]) : 0;
+}
+
+void net_scheme_state_save(const Net *net, int j, void *blob) {
+    if (net->scheme->state_save) net->scheme->state_save(net->sch_state[j], blob);
+}
+
+int net_scheme_state_load(Net *net, int j, const void *blob, size_t bytes) {
+    return net->scheme->state_load ? net->scheme->state_load(net->sch_state[j], blob, bytes) : 0;
+}
+
 int net_backward(Net *net) { return net_backward_timed(net, NULL); }
 
 int net_backward_timed(Net *net, double *ms) {
@@ -299,6 +427,7 @@ int net_backward_timed(Net *net, double *ms) {
         double t0 = ms ? timer_now_ms() : 0;
         if (net->recompute_before[i] >= 0) TRY(layer_recompute(net->layers[net->recompute_before[i]]));
         TRY(layer_backward(net->layers[i]));
+        if (net->sch_of && net->sch_of[i] >= 0) scheme_stats(net, i);
         for (int j = 0; j < layer_kind_inputs(m->layers[i].kind); j++)
             if (net->acc[i][j]) {
                 int p = m->layers[i].in[j];

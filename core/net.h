@@ -50,6 +50,34 @@ float *net_output(Net *net, int i);
 int net_n_params(const Net *net);
 LayerParam net_param(Net *net, int i);
 
+/* ---- sparsity schemes (backend dnnl) ----
+ * net_attach_scheme gives every conv layer its own state of scheme `s` (options cfg, borrowed, at
+ * nominal reuse RS) and one shared buffer for S. Before each training step, net_scheme_step tells
+ * the layers the step; with `stats` the backward also measures, per conv layer, the cosine between
+ * G and G_hat, between the stored reuse term R and a new sample of G, and between the scheme's and
+ * the dense weight gradient (costs a dense weight-gradient pass on those steps only). */
+int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed);
+void net_scheme_step(Net *net, long step, int epoch, long step_in_epoch, long steps_per_epoch, long total_steps,
+                     bool stats);
+
+typedef struct {
+    int layer;          /* index in the model table */
+    double density;     /* of S this step (1 on dense steps) */
+    double tau;         /* threshold in force (NAN if none) */
+    bool dense, has_r;  /* the step propagated G unchanged; a reuse term was added */
+    double cos_g_ghat;  /* cosine(G, G_hat) over the whole tensor (stats steps, else NAN) */
+    double cos_r_g;     /* cosine(R, G[x']) for a random sample x' (stats steps with R, else NAN) */
+    double cos_dw;      /* cosine(scheme dW, dense dW) (stats steps, else NAN) */
+} ConvSchemeStats;
+
+/* Conv layers with a scheme (0 without one), and the stats of the j-th after the last backward. */
+int net_scheme_n(const Net *net);
+const ConvSchemeStats *net_scheme_stats(const Net *net, int j);
+/* The scheme state of the j-th conv layer as a blob (checkpoints). */
+size_t net_scheme_state_bytes(const Net *net, int j);
+void net_scheme_state_save(const Net *net, int j, void *blob);
+int net_scheme_state_load(Net *net, int j, const void *blob, size_t bytes);
+
 /* Bytes of the activation and gradient arenas (for reports). */
 size_t net_activation_bytes(const Net *net);
 size_t net_gradient_bytes(const Net *net);

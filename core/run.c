@@ -11,6 +11,8 @@
 
 #include "core/checkpoint.h"
 #include "core/err.h"
+#include "core/flops.h"
+#include "core/scheme.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/model.h"
@@ -28,6 +30,45 @@ static const char *const epoch_cols[] = {"epoch",    "train_loss", "train_acc", 
                                          "test_acc5", "lr",        "wall_s",    "data_wait_s"};
 static const char *const epoch_units[] = {"1", "nats", "frac", "nats", "frac", "frac", "1", "s", "s"};
 #define N_EPOCH_COLS (int)(sizeof epoch_cols / sizeof epoch_cols[0])
+/* Per conv layer (under /layers/NNN_NAME/): every logged step, and every epoch. */
+static const char *const lstep_cols[] = {"step", "density", "reuse", "tau", "cos_r_g", "angle_r_g", "cos_g_ghat",
+                                         "angle_g_ghat", "cos_dw", "bwd_flops_dense", "bwd_flops_eff"};
+static const char *const lstep_units[] = {"1", "frac", "frac", "1", "1", "deg", "1", "deg", "1", "FLOP", "FLOP"};
+#define N_LSTEP_COLS (int)(sizeof lstep_cols / sizeof lstep_cols[0])
+static const char *const lepoch_cols[] = {"epoch", "density", "reuse", "cos_r_g", "cos_g_ghat", "cos_dw",
+                                          "bwd_flops_dense", "bwd_flops_eff", "reduction", "dense_steps"};
+static const char *const lepoch_units[] = {"1", "frac", "frac", "1", "1", "1", "FLOP", "FLOP", "1", "1"};
+#define N_LEPOCH_COLS (int)(sizeof lepoch_cols / sizeof lepoch_cols[0])
+/* The network per epoch: FLOPs per step averaged over the epoch (conv and fc layers). */
+static const char *const net_cols[] = {"epoch", "density", "fwd_flops", "bwd_flops_dense", "bwd_flops_eff",
+                                       "reduction", "amdahl_speedup"};
+static const char *const net_units[] = {"1", "frac", "FLOP", "FLOP", "FLOP", "1", "1"};
+#define N_NET_COLS (int)(sizeof net_cols / sizeof net_cols[0])
+
+/* Per conv layer sums over the current epoch. */
+typedef struct {
+    double density, bwd_dense, bwd_eff, cos_r_g, cos_g_ghat, cos_dw;
+    long steps, dense_steps, n_cos_r_g, n_cos_g_ghat, n_cos_dw;
+} LayerEpoch;
+
+static double angle_deg(double c) { return isnan(c) ? NAN : acos(c > 1 ? 1 : c < -1 ? -1 : c) * 180.0 / M_PI; }
+
+static void layer_group(const ModelSpec *m, int i, const char *sub, char *buf, size_t cap) {
+    snprintf(buf, cap, "/layers/%03d_%s%s%s", i, m->layers[i].name, sub[0] ? "/" : "", sub);
+}
+
+/* This step's FLOPs of conv layer i given what its scheme did. */
+static void step_conv_flops(Net *net, int i, int batch, const ConvSchemeStats *st, ConvFlops *f) {
+    Layer *l = net_layer(net, i);
+    Dims4 in = layer_in_dims(l, 0), out = layer_out_dims_of(l);
+    double numel = (double)dims_count(out);
+    flops_conv(layer_spec(l), in, out, batch, st->dense ? numel : st->density * numel, st->has_r, f);
+    if (st->dense) { /* G propagated as is: the dense backward, no scheme overhead */
+        f->bwd_sparse = f->bwd_dense;
+        f->bwd_pre = f->bwd_elementwise = 0;
+    }
+}
+
 static const char *const step_cols[] = {"step", "epoch", "loss", "lr", "step_ms"};
 static const char *const step_units[] = {"1", "1", "nats", "1", "ms"};
 #define N_STEP_COLS (int)(sizeof step_cols / sizeof step_cols[0])
@@ -134,7 +175,8 @@ static void make_augment(const RunConfig *cfg, const Dataset *train, Augment *a)
 /* ---- the record --------------------------------------------------------------------------------- */
 
 static int record_header(H5Rec *rec, const RunConfig *cfg, const CfgExtra *extra, const ModelSpec *m,
-                         const Dataset *train, const Dataset *test, long steps_per_epoch, const Augment *aug) {
+                         const Dataset *train, const Dataset *test, long steps_per_epoch, const Augment *aug,
+                         const Net *net) {
     int rc = 0;
     char buf[512], *text = NULL;
     TRY(h5rec_attr_str(rec, "/", "version", resprop_version));
@@ -172,6 +214,19 @@ static int record_header(H5Rec *rec, const RunConfig *cfg, const CfgExtra *extra
     TRY(h5rec_attr_str(rec, "/", "augmentation", buf));
     TRY(h5rec_series(rec, "/epoch", N_EPOCH_COLS, epoch_cols, epoch_units));
     TRY(h5rec_series(rec, "/step", N_STEP_COLS, step_cols, step_units));
+    TRY(h5rec_attr_str(rec, "/", "scheme", cfg->scheme));
+    TRY(h5rec_attr_f64(rec, "/", "reuse_nominal", cfg->reuse));
+    TRY(h5rec_attr_str(rec, "/", "backend", cfg->backend));
+    TRY(h5rec_attr_f64(rec, "/", "amdahl_p", cfg->amdahl_p));
+    TRY(h5rec_series(rec, "/network", N_NET_COLS, net_cols, net_units));
+    for (int j = 0; j < net_scheme_n(net); j++) {
+        char g[256];
+        int li = net_scheme_stats(net, j)->layer;
+        layer_group(m, li, "scheme", g, sizeof g);
+        TRY(h5rec_series(rec, g, N_LSTEP_COLS, lstep_cols, lstep_units));
+        layer_group(m, li, "scheme_epoch", g, sizeof g);
+        TRY(h5rec_series(rec, g, N_LEPOCH_COLS, lepoch_cols, lepoch_units));
+    }
 
     LayerCount *rows = mem_calloc((size_t)m->n_layers, sizeof *rows);
     int64_t tp, tm;
@@ -234,6 +289,10 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     H5Rec *rec = NULL;
     CkptMeta meta = {0};
     double *history = NULL;
+    const Scheme *scheme = NULL;
+    void *scheme_cfg = NULL;
+    LayerEpoch *lep = NULL;
+    int n_sch = 0;
     char base[CFG_STR_MAX], part[CFG_STR_MAX + 16];
     bool record_started = false;
     memset(sum, 0, sizeof *sum);
@@ -271,6 +330,15 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     rng_init(&rng, (uint64_t)cfg->seed);
     TRY(net_create(&net, &m, cfg->batch, &ctx, &rng));
     TRY(trainer_init(&tr, net));
+    scheme = scheme_find(cfg->scheme);
+    if (!scheme) FAIL(ERR_CONFIG, "scheme '%s': unknown (resprop schemes lists them)", cfg->scheme);
+    scheme_cfg = mem_calloc(1, scheme->cfg_size + 1);
+    if (!scheme_cfg) FAIL(ERR_NOMEM, "run: out of memory");
+    TRY(scheme_options(scheme, scheme_cfg, extra));
+    TRY(net_attach_scheme(net, scheme, scheme_cfg, cfg->reuse, (uint64_t)cfg->seed));
+    n_sch = net_scheme_n(net);
+    lep = mem_calloc((size_t)n_sch + 1, sizeof(LayerEpoch));
+    if (!lep) FAIL(ERR_NOMEM, "run: out of memory");
     history = mem_calloc((size_t)cfg->epochs * N_EPOCH_COLS + 1, sizeof(double));
     if (!history) FAIL(ERR_NOMEM, "run: out of memory");
 
@@ -289,10 +357,19 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
             TRY(h5rec_reopen(&rec, sum->record));
             TRY(h5rec_truncate(rec, "/epoch", meta.n_rows));
             TRY(h5rec_truncate(rec, "/step", meta.step_rows));
+            TRY(h5rec_truncate(rec, "/network", meta.n_rows));
+            for (int j = 0; j < n_sch; j++) {
+                char g[256];
+                int li = net_scheme_stats(net, j)->layer;
+                layer_group(&m, li, "scheme", g, sizeof g);
+                TRY(h5rec_truncate(rec, g, meta.step_rows));
+                layer_group(&m, li, "scheme_epoch", g, sizeof g);
+                TRY(h5rec_truncate(rec, g, meta.n_rows));
+            }
             step_rows = meta.step_rows;
         } else { /* the record is rebuilt from the checkpoint (per-step rows before it are lost) */
             TRY(h5rec_create(&rec, sum->record));
-            TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug));
+            TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug, net));
             for (long r = 0; r < meta.n_rows; r++) TRY(h5rec_append(rec, "/epoch", history + r * N_EPOCH_COLS));
             TRY(h5rec_attr_str(rec, "/", "rebuilt_from_checkpoint", sum->checkpoint));
         }
@@ -300,7 +377,7 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
         log_msg(LOG_INFO, "resuming %s at epoch %d (step %ld)", sum->record, start_epoch + 1, tr.step);
     } else {
         TRY(h5rec_create(&rec, sum->record));
-        TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug));
+        TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug, net));
     }
     record_started = true;
     TRY(h5rec_flush(rec));
@@ -314,6 +391,7 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
         double t_epoch = timer_now_ms(), w_epoch = loader_wait_ms(ltrain), loss_sum = 0, lr = 0;
         double row_loss = 0, row_ms = 0; /* sums since the last /step row */
         long correct = 0, row_n = 0;
+        memset(lep, 0, (size_t)n_sch * sizeof *lep);
         TRY(loader_start_epoch(ltrain, e));
         for (long s = 0; s < spe; s++) {
             int n_valid;
@@ -323,6 +401,8 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
             long step = (long)e * spe + s;
             lr = sched_lr(&sched, (double)step / spe, cfg->epochs);
             SgdParams sp = {.lr = lr, .momentum = cfg->momentum, .weight_decay = cfg->weight_decay, .nesterov = cfg->nesterov};
+            bool logged = (s + 1) % cfg->log_every == 0 || s + 1 == spe;
+            net_scheme_step(net, step, e, s, spe, total_steps, logged);
             rc = trainer_step(&tr, &sp);
             if (rc == ERR_NUMERIC) {
                 char msg[256];
@@ -340,6 +420,25 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
             steps_this_call++;
             loss_sum += loss;
             row_loss += loss, row_ms += step_ms, row_n++;
+            for (int j = 0; j < n_sch; j++) { /* per conv layer: this step's density and FLOPs */
+                const ConvSchemeStats *st = net_scheme_stats(net, j);
+                ConvFlops f;
+                step_conv_flops(net, st->layer, cfg->batch, st, &f);
+                LayerEpoch *a = &lep[j];
+                a->density += st->density, a->bwd_dense += f.bwd_dense, a->bwd_eff += flops_bwd_effective(&f);
+                a->steps++, a->dense_steps += st->dense;
+                if (!isnan(st->cos_r_g)) a->cos_r_g += st->cos_r_g, a->n_cos_r_g++;
+                if (!isnan(st->cos_g_ghat)) a->cos_g_ghat += st->cos_g_ghat, a->n_cos_g_ghat++;
+                if (!isnan(st->cos_dw)) a->cos_dw += st->cos_dw, a->n_cos_dw++;
+                if (logged) {
+                    char g[256];
+                    layer_group(&m, st->layer, "scheme", g, sizeof g);
+                    double r[N_LSTEP_COLS] = {(double)step + 1, st->density, 1 - st->density, st->tau, st->cos_r_g,
+                                              angle_deg(st->cos_r_g), st->cos_g_ghat, angle_deg(st->cos_g_ghat),
+                                              st->cos_dw, f.bwd_dense, flops_bwd_effective(&f)};
+                    TRY(h5rec_append(rec, g, r));
+                }
+            }
             correct += net_correct(net, 1, cfg->batch);
             if ((s + 1) % cfg->log_every == 0 || s + 1 == spe) {
                 double row[N_STEP_COLS] = {(double)step + 1, e + 1, row_loss / row_n, lr, row_ms / row_n};
@@ -376,6 +475,43 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
         meta.config_text = NULL;
         TRY(rc);
         TRY(h5rec_append(rec, "/epoch", row));
+        double net_density = 0, net_fwd = 0, net_dense = 0, net_eff = 0;
+        for (int j = 0; j < n_sch; j++) {
+            LayerEpoch *a = &lep[j];
+            double k = a->steps ? (double)a->steps : 1;
+            char g[256];
+            layer_group(&m, net_scheme_stats(net, j)->layer, "scheme_epoch", g, sizeof g);
+            double r[N_LEPOCH_COLS] = {e + 1, a->density / k, 1 - a->density / k,
+                                       a->n_cos_r_g ? a->cos_r_g / a->n_cos_r_g : NAN,
+                                       a->n_cos_g_ghat ? a->cos_g_ghat / a->n_cos_g_ghat : NAN,
+                                       a->n_cos_dw ? a->cos_dw / a->n_cos_dw : NAN, a->bwd_dense / k, a->bwd_eff / k,
+                                       a->bwd_eff > 0 ? a->bwd_dense / a->bwd_eff : NAN, (double)a->dense_steps};
+            TRY(h5rec_append(rec, g, r));
+            net_density += a->density / k * (a->bwd_dense / k);
+            net_dense += a->bwd_dense / k, net_eff += a->bwd_eff / k;
+        }
+        {
+            ConvFlops fl[1];
+            for (int i = 1; i < m.n_layers; i++) { /* forward of convs and fc; fc backward stays dense */
+                Layer *l = net_layer(net, i);
+                LayerKind k = layer_spec(l)->kind;
+                if (k == LAYER_CONV) flops_conv(layer_spec(l), layer_in_dims(l, 0), layer_out_dims_of(l), cfg->batch,
+                                                (double)dims_count(layer_out_dims_of(l)), false, fl);
+                else if (k == LAYER_FC) {
+                    flops_fc(layer_spec(l), layer_in_dims(l, 0), layer_out_dims_of(l), cfg->batch, fl);
+                    net_dense += fl->bwd_dense, net_eff += flops_bwd_effective(fl);
+                } else continue;
+                net_fwd += fl->fwd;
+            }
+            double red = net_eff > 0 ? net_dense / net_eff : NAN;
+            double nr[N_NET_COLS] = {e + 1, net_dense > 0 ? net_density / net_dense : NAN, net_fwd, net_dense, net_eff,
+                                     red, isnan(red) ? NAN : flops_amdahl(red, cfg->amdahl_p)};
+            TRY(h5rec_append(rec, "/network", nr));
+            if (strcmp(cfg->scheme, "dense") != 0)
+                printf("epoch %d/%d: %s RS %.2f: mean density %.3f (reuse %.3f), backward FLOP reduction %.2fx, "
+                       "Amdahl speedup %.2fx at p %.2f\n",
+                       e + 1, cfg->epochs, cfg->scheme, cfg->reuse, nr[1], 1 - nr[1], red, nr[6], cfg->amdahl_p);
+        }
         TRY(h5rec_flush(rec));
         printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f top-5 %.4f | lr %.4g | %.1f s (data wait %.2f s)\n",
                e + 1, cfg->epochs, vals[1], vals[2], tl, ta1, ta5, lr, vals[7], vals[8]);
@@ -413,10 +549,12 @@ fail:
     }
     ckpt_meta_deinit(&meta);
     mem_free(history);
+    mem_free(lep);
     loader_destroy(ltrain);
     loader_destroy(ltest);
     trainer_deinit(&tr);
     net_destroy(net);
+    mem_free(scheme_cfg);
     dnnl_ctx_deinit(&ctx);
     model_deinit(&m);
     dataset_deinit(&train);

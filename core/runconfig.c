@@ -36,6 +36,12 @@ static const CfgKey runconfig_keys[] = {
     RC_NUM("momentum", momentum, "0.9", 0, 0.999, "SGD momentum coefficient (0 = plain SGD)"),
     RC_NUM("weight-decay", weight_decay, "5e-4", 0, 1, "L2 weight decay coefficient (multiplier of the weights)"),
     RC_BOOL("nesterov", nesterov, "true", "Nesterov momentum (bool)"),
+    /* sparsity scheme */
+    RC_STR("scheme", scheme, "dense", NULL,
+           "sparsity scheme of the conv layers' output gradients (resprop schemes lists them)"),
+    RC_NUM("reuse", reuse, "0.9", 0, 0.999, "nominal reuse sparsity RS: target density 1-RS (fraction)"),
+    RC_STR("backend", backend, "dnnl", "dnnl", "executor of the backward convolutions (dnnl: oneDNN on dense S)"),
+    RC_NUM("amdahl-p", amdahl_p, "0.7", 0, 1, "share of training time in backward, for the Amdahl speedup (fraction)"),
     RC_STR("schedule", schedule, "onecycle", NULL,
            "learning-rate schedule: constant|cosine|onecycle|step:E1,E2,... (milestones in epochs)"),
     RC_NUM("lr-min", lr_min, "0", 0, 100, "cosine: final learning rate (learning rate)"),

@@ -20,7 +20,7 @@ expect() {
         sed 's/^/    /' "$tmp/out" | head -5
     fi
 }
-for cmd in version model bench train eval export imagenet-convert; do
+for cmd in version model bench train eval export imagenet-convert schemes flops; do
     expect 0 "usage" -- "$bin" "$cmd" --help
 done
 expect 0 "commands" -- "$bin" help
