@@ -150,6 +150,43 @@ static void test_kill_and_resume(void **state) {
     assert_same_checkpoint(sf.checkpoint, sr.checkpoint);
 }
 
+/* ReSprop's per-layer state (stored samples, thresholds) survives a resume: bitwise the same run. */
+static void test_scheme_state_survives_resume(void **state) {
+    RunConfig full, part;
+    CfgExtra extra = {0};
+    assert_int_equal(config_set(&runconfig_table, &full, &extra, "scheme.warmup", "fraction:0.3", "test"), 0);
+    RunSummary sf, sp, sr;
+    tiny_config(&full, "rs-full");
+    tiny_config(&part, "rs-killed");
+    for (int i = 0; i < 2; i++) {
+        RunConfig *c = i ? &part : &full;
+        snprintf(c->scheme, sizeof c->scheme, "resprop");
+        c->reuse = 0.8;
+        c->log_every = 3;
+    }
+    assert_int_equal(run_train(&full, &extra, NULL, &sf), 0);
+    RunHooks stop = {.stop_after_epochs = 2};
+    assert_int_equal(run_train(&part, &extra, &stop, &sp), 0);
+    RunConfig rc;
+    CfgExtra rx;
+    assert_int_equal(run_config_for_resume(part.out, &rc, &rx), 0);
+    assert_string_equal(rc.scheme, "resprop");
+    assert_int_equal(rx.n, 1); /* the scheme option came back from the stored config */
+    assert_int_equal(run_train(&rc, &rx, NULL, &sr), 0);
+    assert_same_series(sf.record, sr.record, "/step", "loss");
+    assert_same_series(sf.record, sr.record, "/epoch", "test_loss");
+    assert_same_series(sf.record, sr.record, "/network", "density");
+    assert_same_checkpoint(sf.checkpoint, sr.checkpoint);
+    /* the per-layer series exist and say what the scheme did */
+    long n;
+    double *d = read_col(sr.record, "/layers/001_conv1/scheme", "density", &n);
+    assert_true(n > 0);
+    bool sparse = false;
+    for (long i = 0; i < n; i++) sparse |= d[i] < 0.9;
+    assert_true(sparse);
+    mem_free(d);
+}
+
 static void test_resume_rebuilds_missing_record(void **state) {
     RunConfig part;
     CfgExtra extra = {0};
@@ -320,6 +357,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_resume_rebuilds_missing_record),
+        cmocka_unit_test(test_scheme_state_survives_resume),
         cmocka_unit_test(test_complete_record_not_overwritten),
         cmocka_unit_test(test_diverging_run_fails_cleanly),
         cmocka_unit_test(test_bad_input_writes_nothing),
