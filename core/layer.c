@@ -1240,11 +1240,15 @@ static int conv_backward_scheme(Layer *l) {
         float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
         const float *x = l->x[0];
+        /* blocks of the sample, each summed over the batch in order (contiguous reads, deterministic) */
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < sample; i++) {
-            float acc = 0;
-            for (int n = 0; n < in.n; n++) acc += x[(size_t)n * sample + i];
-            xsum[i] = acc;
+        for (size_t b = 0; b < sample; b += 1024) {
+            size_t e = b + 1024 < sample ? b + 1024 : sample;
+            for (size_t i = b; i < e; i++) xsum[i] = 0;
+            for (int n = 0; n < in.n; n++) {
+                const float *xn = x + (size_t)n * sample;
+                for (size_t i = b; i < e; i++) xsum[i] += xn[i];
+            }
         }
         TRY(exec_step(l, &l->sch_wgt1));
         if (l->sch_dw1_reorder.prim) TRY(exec_step(l, &l->sch_dw1_reorder));
