@@ -353,4 +353,5 @@ const Scheme scheme_resprop = {
     .state_bytes = resprop_state_bytes,
     .state_save = resprop_state_save,
     .state_load = resprop_state_load,
+    .wants_fc = resprop_applies_to_fc,
 };

@@ -335,6 +335,9 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     scheme_cfg = mem_calloc(1, scheme->cfg_size + 1);
     if (!scheme_cfg) FAIL(ERR_NOMEM, "run: out of memory");
     TRY(scheme_options(scheme, scheme_cfg, extra));
+    if (scheme->wants_fc && scheme->wants_fc(scheme_cfg))
+        FAIL(ERR_CONFIG, "scheme %s: fc = true (sparsify the fully connected layers too) is not implemented by "
+             "backend %s yet; the conv layers carry the scheme and FC stays dense", scheme->name, cfg->backend);
     TRY(net_attach_scheme(net, scheme, scheme_cfg, cfg->reuse, (uint64_t)cfg->seed));
     n_sch = net_scheme_n(net);
     lep = mem_calloc((size_t)n_sch + 1, sizeof(LayerEpoch));

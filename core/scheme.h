@@ -69,6 +69,8 @@ typedef struct {
     size_t (*state_bytes)(const void *state);
     void (*state_save)(const void *state, void *blob);
     int (*state_load)(void *state, const void *blob, size_t bytes);
+    /* Optional: whether these options also ask for the fully connected layers (NULL: never). */
+    bool (*wants_fc)(const void *cfg);
 } Scheme;
 
 /* The registry (baselines/registry.c): NULL-terminated list, and lookup by name (NULL if unknown). */
