@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench/cli.h"
 #include "core/err.h"
@@ -51,7 +52,10 @@ int cmd_train(int argc, char **argv) {
     RunSummary sum;
     rc = run_train(&cfg, &extra, NULL, &sum);
     if (rc) {
-        log_msg(LOG_ERROR, "train failed: %s%s%s", err_str(rc), sum.record[0] ? "; record: " : "", sum.record);
+        char part[sizeof sum.record + 8];
+        snprintf(part, sizeof part, "%s.part", sum.record);
+        bool kept = sum.record[0] && access(part, F_OK) == 0;
+        log_msg(LOG_ERROR, "train failed: %s%s%s", err_str(rc), kept ? "; record so far: " : "", kept ? part : "");
         return exit_code_of(rc);
     }
     printf("done: %d epochs, test acc %.4f (top-5 %.4f), %.1f s, %.0f img/s, data wait %.1f%% of training time\n"
