@@ -4,8 +4,6 @@
  * message names the file and the expected/found values. */
 #include "tests/testutil.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +17,6 @@
 #include "datasets/dataset.h"
 
 #define PATH_BYTES 512
-#define LOG_BYTES 4096
 #define SIDE 32
 #define PLANE (SIDE * SIDE)
 #define REC10 3073
@@ -27,14 +24,12 @@
 
 typedef struct {
     char dir[64];
-    char log[LOG_BYTES]; /* stderr captured by expect_fail */
 } Fx;
 
 static int fx_setup(void **state) {
     Fx *fx = test_calloc(1, sizeof *fx);
     if (!fx) return -1;
-    strcpy(fx->dir, "/tmp/test_cifar.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
+    if (tu_mkdtemp(fx->dir, sizeof fx->dir, "test_cifar") != 0) {
         test_free(fx);
         return -1;
     }
@@ -44,18 +39,7 @@ static int fx_setup(void **state) {
 
 static int fx_teardown(void **state) {
     Fx *fx = *state;
-    DIR *dir = opendir(fx->dir);
-    if (dir) {
-        struct dirent *e;
-        char path[PATH_BYTES];
-        while ((e = readdir(dir))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
-            remove(path); /* files and empty subdirectories */
-        }
-        closedir(dir);
-    }
-    int rc = rmdir(fx->dir);
+    int rc = tu_rmtree(fx->dir);
     test_free(fx);
     return rc;
 }
@@ -94,10 +78,7 @@ static size_t write_cifar(const char *path, int rec, int f, size_t n, size_t ext
                 for (int x = 0; x < SIDE; x++) r[nl + ch * PLANE + y * SIDE + x] = tpix(f, i, ch, y, x);
     }
     for (size_t k = 0; k < extra; k++) buf[n * (size_t)rec + k] = (uint8_t)(k + 1);
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (bytes) assert_int_equal(fwrite(buf, 1, bytes, fp), bytes);
-    assert_int_equal(fclose(fp), 0);
+    tu_write_file(path, buf, bytes);
     if (crc) *crc = crc32(*crc, buf, (uInt)bytes);
     test_free(buf);
     return bytes;
@@ -170,7 +151,7 @@ static void assert_records(const Dataset *d, size_t at, int f, size_t n, int kin
     assert_int_equal(bad, 0);
 }
 
-/* Runs load with stderr captured into fx->log (and echoed), and checks: rc, the Dataset zeroed even
+/* Runs load with stderr captured (and echoed), and checks: rc, the Dataset zeroed even
  * though it starts as garbage, no leak, and that the message contains each of the needles. */
 typedef int (*LoadFn)(Dataset *d, const char *dir, const char *split, int variant);
 static int load10(Dataset *d, const char *dir, const char *split, int variant) {
@@ -182,39 +163,18 @@ static int load100(Dataset *d, const char *dir, const char *split, int coarse) {
 
 static void expect_fail(Fx *fx, LoadFn load, const char *dir, const char *split, int variant, int want_rc,
                         const char *n1, const char *n2, const char *n3) {
-    char log_path[] = "/tmp/test_cifar_stderr.XXXXXX";
     size_t live = mem_live_bytes();
     Dataset d;
     memset(&d, 0xab, sizeof d);
-
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    int fd = mkstemp(log_path);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-    int rc = load(&d, dir, split, variant);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-
-    FILE *f = fopen(log_path, "r");
-    assert_non_null(f);
-    size_t len = fread(fx->log, 1, sizeof fx->log - 1, f);
-    fx->log[len] = '\0';
-    fclose(f);
-    remove(log_path);
-    fprintf(stderr, "%s", fx->log);
-
+    TuCapture cap;
+    int rc;
+    TU_CAPTURE_ECHO(&cap, rc = load(&d, dir, split, variant));
     assert_int_equal(rc, want_rc);
     assert_zeroed(&d);
     assert_int_equal(mem_live_bytes(), live);
-    const char *needles[] = {n1, n2, n3};
-    for (int k = 0; k < 3; k++)
-        if (needles[k] && !strstr(fx->log, needles[k])) {
-            print_error("message lacks \"%s\": %s\n", needles[k], fx->log);
-            fail();
-        }
+    assert_log_has(cap.text, n1);
+    assert_log_has(cap.text, n2);
+    assert_log_has(cap.text, n3);
 }
 
 /* ---- good files ---- */

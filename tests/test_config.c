@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/config.h"
 #include "core/err.h"
@@ -23,94 +22,59 @@
 #include "core/runconfig.h"
 #include "tests/testutil.h"
 
-#define LOG_CAP 8192
 #define TEXT_CAP 32768
-#define MAX_TMP 8
+#define MAX_FILES 8
 
-/* ---- fixture: two configs, two extras, temp files ---------------------------------------------- */
+/* ---- fixture: two configs, two extras, a temp directory for INI files -------------------------- */
 
 typedef struct {
     RunConfig a, b;
     CfgExtra ea, eb;
-    char tmp[MAX_TMP][64]; /* temp files to remove */
-    int n_tmp;
-    char log[LOG_CAP];
+    char dir[64];               /* removed with its files by fx_teardown */
+    char files[MAX_FILES][96];  /* paths handed out by fx_file */
+    int n_files;
+    TuCapture cap;              /* stderr of the last QUIET */
+    const char *log;            /* cap.text */
     char text[TEXT_CAP];
 } Fx;
 
 static int fx_setup(void **state) {
     Fx *fx = mem_calloc(1, sizeof *fx);
     if (!fx) return -1;
+    fx->log = fx->cap.text;
     if (config_defaults(&runconfig_table, &fx->a) != 0) return -1;
     if (config_defaults(&runconfig_table, &fx->b) != 0) return -1;
+    if (tu_mkdtemp(fx->dir, sizeof fx->dir, "test_config") != 0) {
+        mem_free(fx);
+        return -1;
+    }
     *state = fx;
     return 0;
 }
 
 static int fx_teardown(void **state) {
     Fx *fx = *state;
-    for (int i = 0; fx && i < fx->n_tmp; i++) unlink(fx->tmp[i]);
+    int rc = 0;
+    if (fx) {
+        tu_capture_abort(&fx->cap);
+        rc = tu_rmtree(fx->dir);
+    }
     mem_free(fx);
-    return mem_live_bytes() == 0 ? 0 : -1;
+    return rc == 0 && mem_live_bytes() == 0 ? 0 : -1;
 }
 
-/* Writes text to a new file under /tmp and returns its path (owned by the fixture). */
+/* Writes text to a new file in the fixture's directory and returns its path (owned by the fixture). */
 static const char *fx_file(Fx *fx, const char *text) {
-    assert_true(fx->n_tmp < MAX_TMP);
-    char *path = fx->tmp[fx->n_tmp];
-    snprintf(path, sizeof fx->tmp[0], "/tmp/test_config_XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    fx->n_tmp++;
-    size_t n = strlen(text);
-    assert_true(write(fd, text, n) == (ssize_t)n);
-    close(fd);
+    assert_true(fx->n_files < MAX_FILES);
+    char *path = fx->files[fx->n_files];
+    snprintf(path, sizeof fx->files[0], "%s/%d.ini", fx->dir, fx->n_files);
+    fx->n_files++;
+    tu_write_file(path, text, strlen(text));
     return path;
 }
 
-/* ---- stderr capture ---------------------------------------------------------------------------- */
-
-typedef struct {
-    FILE *tmp;
-    int saved_fd;
-} Capture;
-
-static void capture_begin(Capture *c) {
-    fflush(stderr);
-    c->tmp = tmpfile();
-    assert_non_null(c->tmp);
-    c->saved_fd = dup(STDERR_FILENO);
-    assert_true(c->saved_fd >= 0);
-    assert_true(dup2(fileno(c->tmp), STDERR_FILENO) >= 0);
-}
-
-static void capture_end(Capture *c, char *text, size_t cap) {
-    fflush(stderr);
-    bool restored = dup2(c->saved_fd, STDERR_FILENO) >= 0;
-    close(c->saved_fd);
-    rewind(c->tmp);
-    size_t n = fread(text, 1, cap - 1, c->tmp);
-    text[n] = '\0';
-    fclose(c->tmp);
-    assert_true(restored);
-}
-
 /* rc = call, with everything it logs captured into fx->log. */
-#define QUIET(rc, call)                                                                            \
-    do {                                                                                           \
-        Capture cap_;                                                                              \
-        capture_begin(&cap_);                                                                      \
-        (rc) = (call);                                                                             \
-        capture_end(&cap_, fx->log, sizeof fx->log);                                               \
-    } while (0)
-
-static void assert_log_has(const char *text, const char *want) {
-    if (!strstr(text, want)) fail_msg("expected \"%s\" in the log, got:\n%s", want, text);
-}
-
-static void assert_log_lacks(const char *text, const char *bad) {
-    if (strstr(text, bad)) fail_msg("did not expect \"%s\" in the log, got:\n%s", bad, text);
-}
+#define QUIET(rc, call) TU_CAPTURE(&fx->cap, (rc) = (call))
 
 /* Sets key=value on fx->a; expects rc. */
 static int fx_set(Fx *fx, const char *key, const char *value) {

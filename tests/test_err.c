@@ -11,7 +11,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/err.h"
 #include "core/layer.h"
@@ -20,40 +19,6 @@
 #include "core/net.h"
 #include "core/rng.h"
 #include "tests/testutil.h"
-
-#define LOG_CAP 8192
-
-/* ---- stderr capture ---------------------------------------------------------------------------- */
-
-typedef struct {
-    FILE *tmp;
-    int saved_fd; /* the original fd 2, restored by capture_end */
-} Capture;
-
-static void capture_begin(Capture *c) {
-    fflush(stderr);
-    c->tmp = tmpfile();
-    assert_non_null(c->tmp);
-    c->saved_fd = dup(STDERR_FILENO);
-    assert_true(c->saved_fd >= 0);
-    assert_true(dup2(fileno(c->tmp), STDERR_FILENO) >= 0);
-}
-
-/* Restores stderr and returns what was written to it (NUL-terminated, at most cap - 1 bytes). */
-static void capture_end(Capture *c, char *text, size_t cap) {
-    fflush(stderr);
-    bool restored = dup2(c->saved_fd, STDERR_FILENO) >= 0;
-    close(c->saved_fd);
-    rewind(c->tmp);
-    size_t n = fread(text, 1, cap - 1, c->tmp);
-    text[n] = '\0';
-    fclose(c->tmp);
-    assert_true(restored);
-}
-
-static void assert_log_has(const char *text, const char *want) {
-    if (!strstr(text, want)) fail_msg("expected \"%s\" in the log, got:\n%s", want, text);
-}
 
 static int count_lines(const char *text) {
     int n = 0;
@@ -138,11 +103,10 @@ static void test_dnnl_try_invalid_ndims(void **state) {
 
     size_t base = mem_live_bytes();
     Probe p = {0};
-    char text[LOG_CAP];
-    Capture cap;
-    capture_begin(&cap);
+    TuCapture cap;
+    tu_capture_begin(&cap);
     int rc = bad_ndims(&p);
-    capture_end(&cap, text, sizeof text);
+    const char *text = tu_capture_end(&cap);
     assert_int_equal(rc, ERR_DNNL);
     assert_false(p.reached);
     assert_int_equal(p.n_cleanups, 1);
@@ -157,11 +121,10 @@ static void test_dnnl_try_invalid_format(void **state) {
     assert_int_not_equal(st, dnnl_success);
 
     Probe p = {0};
-    char text[LOG_CAP];
-    Capture cap;
-    capture_begin(&cap);
+    TuCapture cap;
+    tu_capture_begin(&cap);
     int rc = bad_tag(&p);
-    capture_end(&cap, text, sizeof text);
+    const char *text = tu_capture_end(&cap);
     assert_int_equal(rc, ERR_DNNL);
     assert_false(p.reached);
     assert_int_equal(p.n_cleanups, 1);
@@ -179,14 +142,13 @@ static void test_dnnl_try_statuses(void **state) {
         {dnnl_unimplemented, "dnnl_unimplemented"}, {dnnl_iterator_ends, "dnnl_iterator_ends"},
         {dnnl_runtime_error, "dnnl_runtime_error"}, {dnnl_not_required, "dnnl_not_required"},
     };
-    char text[LOG_CAP];
-    Capture cap;
+    TuCapture cap;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Probe p = {0};
         int calls = 0;
-        capture_begin(&cap);
+        tu_capture_begin(&cap);
         int rc = fake(&p, cases[i].st, &calls);
-        capture_end(&cap, text, sizeof text);
+        const char *text = tu_capture_end(&cap);
         assert_int_equal(rc, ERR_DNNL);
         assert_int_equal(calls, 1);
         assert_false(p.reached);
@@ -196,17 +158,17 @@ static void test_dnnl_try_statuses(void **state) {
     /* an out-of-range status still fails and logs a (non-empty) name */
     Probe p = {0};
     int calls = 0;
-    capture_begin(&cap);
+    tu_capture_begin(&cap);
     int rc = fake(&p, (dnnl_status_t)12345, &calls);
-    capture_end(&cap, text, sizeof text);
+    const char *text = tu_capture_end(&cap);
     assert_int_equal(rc, ERR_DNNL);
     assert_int_equal(calls, 1);
     check_dnnl_log(text, p.line, FAKE_CALL, err_dnnl_str((dnnl_status_t)12345));
 
     Probe ok = {0};
-    capture_begin(&cap);
+    tu_capture_begin(&cap);
     rc = fake(&ok, dnnl_success, &calls);
-    capture_end(&cap, text, sizeof text);
+    text = tu_capture_end(&cap);
     assert_int_equal(rc, 0);
     assert_int_equal(calls, 1);
     assert_true(ok.reached);
@@ -274,11 +236,10 @@ static void test_try_propagates_and_cleans_up(void **state) {
     assert_int_equal(p.n_cleanups, 1);
 
     Probe inner = {0}, outer = {0};
-    char text[LOG_CAP];
-    Capture cap;
-    capture_begin(&cap);
+    TuCapture cap;
+    tu_capture_begin(&cap);
     int rc = nested(&inner, &outer);
-    capture_end(&cap, text, sizeof text);
+    const char *text = tu_capture_end(&cap);
     assert_int_equal(rc, ERR_DNNL);
     assert_false(inner.reached);
     assert_false(outer.reached);
@@ -354,22 +315,20 @@ static void test_layer_create_dnnl_refusal(void **state) {
     };
     size_t base = mem_live_bytes();
     DnnlCtx ctx = {0}; /* no engine: oneDNN must refuse */
-    char text[LOG_CAP];
+    TuCapture cap;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Dims4 in[2] = {cases[i].in, {0, 0, 0, 0}}, o;
         assert_int_equal(layer_out_dims(&cases[i].s, in, &o), 0); /* the shapes themselves fit */
         Dims4 zero_c[2] = {{2, 0, 6, 6}, {0, 0, 0, 0}};
-        Capture zc;
-        capture_begin(&zc);
+        tu_capture_begin(&cap);
         int zrc = layer_out_dims(&cases[i].s, zero_c, &o);
-        capture_end(&zc, text, sizeof text);
+        tu_capture_end(&cap);
         assert_int_equal(zrc, ERR_SHAPE);
         size_t before = mem_live_bytes();
         Layer *l = (Layer *)&o; /* must be reset to NULL */
-        Capture cap;
-        capture_begin(&cap);
+        tu_capture_begin(&cap);
         int rc = layer_create(&l, &cases[i].s, in, &ctx);
-        capture_end(&cap, text, sizeof text);
+        const char *text = tu_capture_end(&cap);
         assert_int_equal(rc, ERR_DNNL);
         assert_null(l);
         assert_int_equal(mem_live_bytes(), before);
@@ -398,11 +357,10 @@ static void test_net_create_dnnl_refusal(void **state) {
     Rng rng;
     rng_init(&rng, 1);
     Net *net = (Net *)&rng; /* must be reset to NULL */
-    char text[LOG_CAP];
-    Capture cap;
-    capture_begin(&cap);
+    TuCapture cap;
+    tu_capture_begin(&cap);
     int rc = net_create(&net, &m, 2, &ctx, &rng);
-    capture_end(&cap, text, sizeof text);
+    const char *text = tu_capture_end(&cap);
     assert_int_equal(rc, ERR_DNNL);
     assert_null(net);
     assert_log_has(text, "core/layer.c:");

@@ -6,7 +6,6 @@
 #include "tests/testutil.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,7 +20,6 @@
 #include "results/h5rec.h"
 
 #define PATH_BYTES 1024
-#define LOG_BYTES 8192
 #define TEXT_BYTES 8192
 #define H5DUMP "/usr/bin/h5dump"
 
@@ -29,9 +27,8 @@ typedef struct {
     char dir[64];
     char final[PATH_BYTES]; /* dir/run.h5 */
     char part[PATH_BYTES];  /* dir/run.h5.part */
-    char log[LOG_BYTES];    /* stderr captured between cap_begin and cap_end */
-    int saved_stderr;
-    size_t live_bytes; /* mem_live_bytes at setup */
+    TuCapture cap;          /* stderr captured between tu_capture_begin and tu_capture_end_echo */
+    size_t live_bytes;      /* mem_live_bytes at setup */
 } Fx;
 
 /* ---- fixture ---- */
@@ -39,50 +36,26 @@ typedef struct {
 static int fx_setup(void **state) {
     Fx *fx = test_calloc(1, sizeof *fx);
     if (!fx) return -1;
-    strcpy(fx->dir, "/tmp/test_h5rec.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
+    if (tu_mkdtemp(fx->dir, sizeof fx->dir, "test_h5rec") != 0) {
         test_free(fx);
         return -1;
     }
     snprintf(fx->final, sizeof fx->final, "%s/run.h5", fx->dir);
     snprintf(fx->part, sizeof fx->part, "%s/run.h5.part", fx->dir);
-    fx->saved_stderr = -1;
     fx->live_bytes = mem_live_bytes();
     *state = fx;
     return 0;
 }
 
-static int rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return -1;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) return -1;
-        struct dirent *e;
-        char sub[PATH_BYTES];
-        while ((e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_tree(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return remove(path);
-}
-
 static int fx_teardown(void **state) {
     Fx *fx = *state;
     int rc = 0;
-    if (fx->saved_stderr >= 0) { /* a test failed while stderr was captured */
-        dup2(fx->saved_stderr, STDERR_FILENO);
-        close(fx->saved_stderr);
-    }
+    tu_capture_abort(&fx->cap); /* a test failed while stderr was captured */
     if (mem_live_bytes() != fx->live_bytes) {
         print_error("leak: %zu bytes live after the test, %zu before\n", mem_live_bytes(), fx->live_bytes);
         rc = -1;
     }
-    if (rm_tree(fx->dir) != 0) rc = -1;
+    if (tu_rmtree(fx->dir) != 0) rc = -1;
     test_free(fx);
     return rc;
 }
@@ -91,54 +64,11 @@ static void fx_path(const Fx *fx, char *out, const char *name) {
     snprintf(out, PATH_BYTES, "%s/%s", fx->dir, name);
 }
 
-/* ---- stderr capture ---- */
-
-static void cap_begin(Fx *fx) {
-    char path[PATH_BYTES];
-    fx_path(fx, path, "stderr.txt");
-    fflush(stderr);
-    fx->saved_stderr = dup(STDERR_FILENO);
-    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    assert_true(fx->saved_stderr >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-}
-
-static void cap_end(Fx *fx) {
-    char path[PATH_BYTES];
-    fx_path(fx, path, "stderr.txt");
-    fflush(stderr);
-    dup2(fx->saved_stderr, STDERR_FILENO);
-    close(fx->saved_stderr);
-    fx->saved_stderr = -1;
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t len = fread(fx->log, 1, sizeof fx->log - 1, f);
-    fx->log[len] = '\0';
-    fclose(f);
-    remove(path);
-    fprintf(stderr, "%s", fx->log); /* keep it visible in the test output */
-}
-
-static void assert_log_has(const Fx *fx, const char *needle) {
-    if (!strstr(fx->log, needle)) {
-        print_error("log lacks \"%s\":\n%s\n", needle, fx->log);
-        fail();
-    }
-}
-
 /* ---- small file helpers ---- */
 
 static bool file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
 }
 
 static void read_text(const char *path, char *buf, size_t cap) {
@@ -319,11 +249,11 @@ static void test_roundtrip(void **state) {
 
     /* A too-small buffer is an error, not a truncated string. */
     char tiny[4];
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = h5reader_attr_str(rd, "/", "model", tiny, sizeof tiny);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_FORMAT);
-    assert_log_has(fx, "model");
+    assert_log_has(fx->cap.text, "model");
     h5reader_close(rd);
 
     /* The integer array attribute, read as any HDF5 tool would. */
@@ -350,29 +280,29 @@ static void test_roundtrip(void **state) {
 static void test_create_refuses_final(void **state) {
     Fx *fx = *state;
     static const char precious[] = "a finished run";
-    write_bytes(fx->final, precious, sizeof precious);
+    tu_write_file(fx->final, precious, sizeof precious);
     H5Rec *r = (H5Rec *)1;
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = h5rec_create(&r, fx->final);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_IO);
     assert_null(r);
-    assert_log_has(fx, fx->final);
-    assert_log_has(fx, "complete record");
-    assert_log_has(fx, "move it away");
+    assert_log_has(fx->cap.text, fx->final);
+    assert_log_has(fx->cap.text, "complete record");
+    assert_log_has(fx->cap.text, "move it away");
     assert_false(file_exists(fx->part));
     char buf[64];
     read_text(fx->final, buf, sizeof buf);
     assert_string_equal(buf, precious);
 
     /* Resuming into a name whose run is complete is refused too. */
-    write_bytes(fx->part, "x", 1);
-    cap_begin(fx);
+    tu_write_file(fx->part, "x", 1);
+    tu_capture_begin(&fx->cap);
     rc = h5rec_reopen(&r, fx->final);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_IO);
     assert_null(r);
-    assert_log_has(fx, "complete record");
+    assert_log_has(fx->cap.text, "complete record");
 }
 
 static void test_create_bad_dir(void **state) {
@@ -380,13 +310,13 @@ static void test_create_bad_dir(void **state) {
     char path[PATH_BYTES];
     fx_path(fx, path, "no/such/dir/run.h5");
     H5Rec *r = NULL;
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = h5rec_create(&r, path);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_IO);
     assert_null(r);
-    assert_log_has(fx, "no/such/dir/run.h5.part");
-    assert_log_has(fx, "H5Fcreate");
+    assert_log_has(fx->cap.text, "no/such/dir/run.h5.part");
+    assert_log_has(fx->cap.text, "H5Fcreate");
 }
 
 static void test_fail_keeps_part(void **state) {
@@ -417,12 +347,12 @@ static void test_fail_keeps_part(void **state) {
     char buf[64];
     assert_int_equal(h5reader_open(&rd, fx->part), 0);
     assert_str_attr(rd, "/", "status", "running");
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = h5reader_attr_str(rd, "/", "status_message", buf, sizeof buf);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_FORMAT);
-    assert_log_has(fx, "status_message");
-    assert_log_has(fx, fx->part);
+    assert_log_has(fx->cap.text, "status_message");
+    assert_log_has(fx->cap.text, fx->part);
     h5reader_close(rd);
 }
 
@@ -453,15 +383,15 @@ static void test_resume(void **state) {
 
     /* Declaring the series differently is refused and names the column. */
     static const char *const other_units[EPOCH_COLS] = {"1", "bits", "frac", "1"};
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc1 = h5rec_series(r, "/epoch", EPOCH_COLS, epoch_cols, other_units);
     int rc2 = h5rec_series(r, "/epoch", 2, epoch_cols, epoch_units);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc1, ERR_FORMAT);
     assert_int_equal(rc2, ERR_FORMAT);
-    assert_log_has(fx, "train_loss");
-    assert_log_has(fx, "bits");
-    assert_log_has(fx, "4 columns, declared with 2");
+    assert_log_has(fx->cap.text, "train_loss");
+    assert_log_has(fx->cap.text, "bits");
+    assert_log_has(fx->cap.text, "4 columns, declared with 2");
 
     assert_int_equal(h5rec_append(r, "/epoch", epoch_rows[2]), 0);
     assert_int_equal(h5rec_finish(r), 0);
@@ -477,12 +407,12 @@ static void test_resume(void **state) {
     char other[PATH_BYTES];
     fx_path(fx, other, "other.h5");
     r = (H5Rec *)1;
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = h5rec_reopen(&r, other);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_IO);
     assert_null(r);
-    assert_log_has(fx, "other.h5.part");
+    assert_log_has(fx->cap.text, "other.h5.part");
 }
 
 static void test_truncate(void **state) {
@@ -503,16 +433,16 @@ static void test_truncate(void **state) {
     assert_int_equal(h5rec_rows(r, "/step", &rows), 0);
     assert_int_equal(rows, 4);
 
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc_big = h5rec_truncate(r, "/step", 10);
     int rc_neg = h5rec_truncate(r, "/step", -1);
     int rc_missing = h5rec_truncate(r, "/nope", 0);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc_big, ERR_CONFIG);
     assert_int_equal(rc_neg, ERR_CONFIG);
     assert_int_equal(rc_missing, ERR_FORMAT);
-    assert_log_has(fx, "to 10 rows: it has 4");
-    assert_log_has(fx, "/nope");
+    assert_log_has(fx->cap.text, "to 10 rows: it has 4");
+    assert_log_has(fx->cap.text, "/nope");
     assert_int_equal(h5rec_finish(r), 0);
 
     H5Reader *rd = NULL;
@@ -544,19 +474,19 @@ static void test_write_nd(void **state) {
     assert_int_equal(h5rec_write_f64(r, "/x", 1, ddims, d), 0); /* replaced: other shape and type */
     assert_int_equal(h5rec_write_i64(r, "/k", 2, kdims, k), 0);
 
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc_dims = h5rec_write_f32(r, "/bad", 0, bad, w);
     static const char *const bad_cols[] = {"a/b"};
     static const char *const dup_cols[] = {"a", "a"};
     static const char *const units2[] = {"1", "1"};
     int rc_name = h5rec_series(r, "/s", 1, bad_cols, units2);
     int rc_dup = h5rec_series(r, "/s", 2, dup_cols, units2);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc_dims, ERR_CONFIG);
     assert_int_equal(rc_name, ERR_CONFIG);
     assert_int_equal(rc_dup, ERR_CONFIG);
-    assert_log_has(fx, "\"a/b\"");
-    assert_log_has(fx, "declared twice");
+    assert_log_has(fx->cap.text, "\"a/b\"");
+    assert_log_has(fx->cap.text, "declared twice");
     assert_int_equal(h5rec_finish(r), 0);
 
     hid_t f = H5Fopen(fx->final, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -677,16 +607,16 @@ static void test_export(void **state) {
 
     /* Errors name the file. */
     fx_path(fx, path, "missing.h5");
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc_missing = export_run(path, out);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc_missing, ERR_IO);
-    assert_log_has(fx, path);
-    cap_begin(fx);
+    assert_log_has(fx->cap.text, path);
+    tu_capture_begin(&fx->cap);
     int rc_dir = export_run(fx->final, fx->final); /* out_dir is a file */
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc_dir, ERR_IO);
-    assert_log_has(fx, "not a directory");
+    assert_log_has(fx->cap.text, "not a directory");
 }
 
 static void test_h5dump(void **state) {
@@ -715,13 +645,13 @@ static void test_missing_file(void **state) {
     char path[PATH_BYTES];
     fx_path(fx, path, "nope.h5");
     H5Reader *rd = (H5Reader *)1;
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = h5reader_open(&rd, path);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_IO);
     assert_null(rd);
-    assert_log_has(fx, path);
-    assert_log_has(fx, "No such file");
+    assert_log_has(fx->cap.text, path);
+    assert_log_has(fx->cap.text, "No such file");
 
     /* Missing objects inside a good record are errors naming the record and the object. */
     make_record(fx);
@@ -730,22 +660,22 @@ static void test_missing_file(void **state) {
     long n = -1;
     char **cols = (char **)1;
     int n_cols = -1;
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc_col = h5reader_column(rd, "/epoch", "nope", &data, &n);
     int rc_series = h5reader_series_cols(rd, "/nowhere", &cols, &n_cols);
     int rc_notseries = h5reader_series_cols(rd, "/layers", &cols, &n_cols);
     int rc_attr = h5reader_attr_f64(rd, "/", "status", &v); /* a string */
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc_col, ERR_FORMAT);
     assert_null(data);
     assert_int_equal(rc_series, ERR_FORMAT);
     assert_int_equal(rc_notseries, ERR_FORMAT);
     assert_null(cols);
     assert_int_equal(rc_attr, ERR_FORMAT);
-    assert_log_has(fx, "/epoch/nope");
-    assert_log_has(fx, "/nowhere");
-    assert_log_has(fx, "not a single number");
-    assert_log_has(fx, fx->final);
+    assert_log_has(fx->cap.text, "/epoch/nope");
+    assert_log_has(fx->cap.text, "/nowhere");
+    assert_log_has(fx->cap.text, "not a single number");
+    assert_log_has(fx->cap.text, fx->final);
     h5reader_close(rd);
 }
 
@@ -762,26 +692,26 @@ static void test_corrupt_file(void **state) {
 
     /* Garbage: no HDF5 signature. */
     fx_path(fx, path, "garbage.h5");
-    write_bytes(path, junk, sizeof junk);
-    cap_begin(fx);
+    tu_write_file(path, junk, sizeof junk);
+    tu_capture_begin(&fx->cap);
     int rc = h5reader_open(&rd, path);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_true(rc == ERR_FORMAT || rc == ERR_HDF5);
     assert_null(rd);
-    assert_log_has(fx, path);
+    assert_log_has(fx->cap.text, path);
 
     /* The signature, then garbage: HDF5 itself fails, and the log names the call and the file. */
     static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
     memcpy(junk, sig, sizeof sig);
     fx_path(fx, path, "badsuper.h5");
-    write_bytes(path, junk, sizeof junk);
-    cap_begin(fx);
+    tu_write_file(path, junk, sizeof junk);
+    tu_capture_begin(&fx->cap);
     rc = h5reader_open(&rd, path);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_HDF5);
     assert_null(rd);
-    assert_log_has(fx, path);
-    assert_log_has(fx, "H5Fopen");
+    assert_log_has(fx->cap.text, path);
+    assert_log_has(fx->cap.text, "H5Fopen");
     assert_int_equal(export_run(path, fx->dir) < 0, 1);
 
     /* A real record cut in half: an error at open or at the first read, never a crash. */
@@ -789,7 +719,7 @@ static void test_corrupt_file(void **state) {
     struct stat st;
     assert_int_equal(stat(fx->final, &st), 0);
     assert_int_equal(truncate(fx->final, st.st_size / 2), 0);
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     rc = h5reader_open(&rd, fx->final);
     if (rc == 0) {
         char **cols = NULL;
@@ -804,20 +734,20 @@ static void test_corrupt_file(void **state) {
         h5reader_free_names(cols, n);
         h5reader_close(rd);
     }
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_true(rc < 0);
-    assert_log_has(fx, fx->final);
+    assert_log_has(fx->cap.text, fx->final);
 
     /* A corrupt .part cannot be resumed. */
-    write_bytes(fx->part, junk, sizeof junk);
+    tu_write_file(fx->part, junk, sizeof junk);
     remove(fx->final);
     H5Rec *r = NULL;
-    cap_begin(fx);
+    tu_capture_begin(&fx->cap);
     rc = h5rec_reopen(&r, fx->final);
-    cap_end(fx);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, ERR_HDF5);
     assert_null(r);
-    assert_log_has(fx, fx->part);
+    assert_log_has(fx->cap.text, fx->part);
 }
 
 int main(void) {

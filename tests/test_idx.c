@@ -4,8 +4,6 @@
  * the logged message names the file and the expected/found values. */
 #include "tests/testutil.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +19,11 @@
 #define MAGIC_LABELS 0x00000801u
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 #define PATH_BYTES 512
-#define LOG_BYTES 4096
 
 typedef struct {
     char dir[64];
     char images[PATH_BYTES]; /* dir/images.idx(.gz) used by the single-file tests */
     char labels[PATH_BYTES];
-    char log[LOG_BYTES]; /* stderr captured by expect_fail */
 } Fx;
 
 /* ---- fixture: a fresh temp dir per test, removed with everything in it ---- */
@@ -35,8 +31,7 @@ typedef struct {
 static int fx_setup(void **state) {
     Fx *fx = test_calloc(1, sizeof *fx);
     if (!fx) return -1;
-    strcpy(fx->dir, "/tmp/test_idx.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
+    if (tu_mkdtemp(fx->dir, sizeof fx->dir, "test_idx") != 0) {
         test_free(fx);
         return -1;
     }
@@ -48,18 +43,7 @@ static int fx_setup(void **state) {
 
 static int fx_teardown(void **state) {
     Fx *fx = *state;
-    DIR *dir = opendir(fx->dir);
-    if (dir) {
-        struct dirent *e;
-        char path[PATH_BYTES];
-        while ((e = readdir(dir))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(path, sizeof path, "%s/%s", fx->dir, e->d_name);
-            remove(path); /* files and the empty subdirectory of test_missing_file */
-        }
-        closedir(dir);
-    }
-    int rc = rmdir(fx->dir);
+    int rc = tu_rmtree(fx->dir);
     test_free(fx);
     return rc;
 }
@@ -86,10 +70,7 @@ static void write_bytes(const char *path, int gz, const uint8_t *buf, size_t len
         if (len) assert_int_equal(gzwrite(f, buf, (unsigned)len), (int)len);
         assert_int_equal(gzclose(f), Z_OK);
     } else {
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        if (len) assert_int_equal(fwrite(buf, 1, len, f), len);
-        assert_int_equal(fclose(f), 0);
+        tu_write_file(path, buf, len);
     }
 }
 
@@ -202,46 +183,25 @@ static void assert_identity(const Dataset *d, const char *images, const char *la
     assert_null(d->class_names);
 }
 
-/* Runs load (images/labels paths of fx, or dir+split when split != NULL) with stderr captured into
- * fx->log (and echoed), and checks: rc, the Dataset zeroed even though it starts as garbage, no
- * leak, and that the message contains each of the up to three needles. */
+/* Runs load (images/labels paths of fx, or dir+split when split != NULL) with stderr captured (and
+ * echoed), and checks: rc, the Dataset zeroed even though it starts as garbage, no leak, and that
+ * the message contains each of the up to three needles. */
 static void expect_fail_impl(Fx *fx, const char *split, int classes, int want_rc, const char *n1,
                              const char *n2, const char *n3) {
-    char log_path[PATH_BYTES];
-    fx_path(fx, log_path, "stderr.txt");
     size_t live = mem_live_bytes();
     Dataset d;
     memset(&d, 0xab, sizeof d);
-
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    int fd = open(log_path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
+    TuCapture cap;
+    tu_capture_begin(&cap);
     int rc = split ? dataset_load_idx_dir(&d, fx->dir, split, classes)
                    : dataset_load_idx(&d, fx->images, fx->labels, classes);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-
-    FILE *f = fopen(log_path, "r");
-    assert_non_null(f);
-    size_t len = fread(fx->log, 1, sizeof fx->log - 1, f);
-    fx->log[len] = '\0';
-    fclose(f);
-    remove(log_path);
-    fprintf(stderr, "%s", fx->log);
-
+    tu_capture_end_echo(&cap);
     assert_int_equal(rc, want_rc);
     assert_zeroed(&d);
     assert_int_equal(mem_live_bytes(), live);
-    const char *needles[] = {n1, n2, n3};
-    for (int k = 0; k < 3; k++)
-        if (needles[k] && !strstr(fx->log, needles[k])) {
-            print_error("message lacks \"%s\": %s\n", needles[k], fx->log);
-            fail();
-        }
+    assert_log_has(cap.text, n1);
+    assert_log_has(cap.text, n2);
+    assert_log_has(cap.text, n3);
 }
 #define expect_fail(fx, rc, n1, n2, n3) expect_fail_impl(fx, NULL, GOOD_CLASSES, rc, n1, n2, n3)
 

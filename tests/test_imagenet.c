@@ -7,7 +7,6 @@
 #include <stdio.h> /* before jpeglib.h */
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,6 @@
 #include "datasets/imagenet.h"
 
 #define PATH_BYTES 1024
-#define LOG_BYTES 16384
 #define S 16        /* converted image side */
 #define SHARD 4     /* images per shard: forces several shards */
 #define JPEG_TOL 8  /* per-channel tolerance after JPEG + resampling */
@@ -50,7 +48,7 @@ typedef struct {
 
 typedef struct {
     char dir[64];
-    char log[LOG_BYTES]; /* stderr captured by capture_end */
+    TuCapture cap; /* stderr of the last captured call */
 } Fx;
 
 /* ---- files and directories ---- */
@@ -80,30 +78,10 @@ static void fx_mkdirs(const Fx *fx, const char *rel) {
     mkdir(path, 0700);
 }
 
-static void rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        char sub[PATH_BYTES];
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            pathf(sub, "%s/%s", path, e->d_name);
-            rm_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        remove(path);
-    }
-}
-
 static int fx_setup(void **state) {
     Fx *fx = test_calloc(1, sizeof *fx);
     if (!fx) return -1;
-    strcpy(fx->dir, "/tmp/test_imagenet.XXXXXX");
-    if (!mkdtemp(fx->dir)) {
+    if (tu_mkdtemp(fx->dir, sizeof fx->dir, "test_imagenet") != 0) {
         test_free(fx);
         return -1;
     }
@@ -113,24 +91,16 @@ static int fx_setup(void **state) {
 
 static int fx_teardown(void **state) {
     Fx *fx = *state;
-    rm_tree(fx->dir);
-    struct stat st;
-    int rc = stat(fx->dir, &st) == 0 ? -1 : 0;
+    tu_capture_abort(&fx->cap);
+    int rc = tu_rmtree(fx->dir);
     test_free(fx);
     return rc;
-}
-
-static void write_file(const char *path, const void *buf, size_t len) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (len) assert_int_equal(fwrite(buf, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
 }
 
 static void fx_write_text(const Fx *fx, const char *rel, const char *text) {
     char path[PATH_BYTES];
     fx_path(fx, path, rel);
-    write_file(path, text, strlen(text));
+    tu_write_file(path, text, strlen(text));
 }
 
 static void copy_file(const char *from, const char *to) {
@@ -142,7 +112,7 @@ static void copy_file(const char *from, const char *to) {
     char *buf = test_malloc((size_t)len + 1);
     assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
     fclose(f);
-    write_file(to, buf, (size_t)len);
+    tu_write_file(to, buf, (size_t)len);
     test_free(buf);
 }
 
@@ -261,7 +231,7 @@ static void fx_jpeg_extraneous(const Fx *fx, const char *rel) {
     memset(buf + len - 2, 0, 3);
     buf[len + 1] = 0xff;
     buf[len + 2] = 0xd9;
-    write_file(path, buf, len + 3);
+    tu_write_file(path, buf, len + 3);
 }
 
 /* ---- the test trees ---- */
@@ -378,54 +348,18 @@ static long shard_images(const char *path) {
     return (long)dims[0];
 }
 
-/* ---- stderr capture ---- */
-
-static int capture_begin(const Fx *fx) {
-    char path[PATH_BYTES];
-    fx_path(fx, path, "stderr.txt");
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-    return saved;
-}
-
-static void capture_end(Fx *fx, int saved) {
-    char path[PATH_BYTES];
-    fx_path(fx, path, "stderr.txt");
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t len = fread(fx->log, 1, sizeof fx->log - 1, f);
-    fx->log[len] = '\0';
-    fclose(f);
-    remove(path);
-    fprintf(stderr, "%s", fx->log);
-}
-
-static void assert_logged(const Fx *fx, const char *needle) {
-    if (needle && !strstr(fx->log, needle)) {
-        print_error("message lacks \"%s\": %s\n", needle, fx->log);
-        fail();
-    }
-}
-
 static void expect_convert_fail(Fx *fx, const char *src, const char *dst, int size, int want_rc,
                                 const char *n1, const char *n2) {
     size_t live = mem_live_bytes();
     int skipped = -1;
-    int saved = capture_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = imagenet_convert(src, dst, size, SHARD, &skipped);
-    capture_end(fx, saved);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, want_rc);
     assert_true(skipped >= 0);
     assert_int_equal(mem_live_bytes(), live);
-    assert_logged(fx, n1);
-    assert_logged(fx, n2);
+    assert_log_has(fx->cap.text, n1);
+    assert_log_has(fx->cap.text, n2);
 }
 
 static void expect_load_fail(Fx *fx, const char *dir, const char *split, int want_rc, const char *n1,
@@ -433,14 +367,14 @@ static void expect_load_fail(Fx *fx, const char *dir, const char *split, int wan
     size_t live = mem_live_bytes();
     Dataset d;
     memset(&d, 0xab, sizeof d);
-    int saved = capture_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = dataset_load_imagenet(&d, dir, split);
-    capture_end(fx, saved);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, want_rc);
     assert_zeroed(&d);
     assert_int_equal(mem_live_bytes(), live);
-    assert_logged(fx, n1);
-    assert_logged(fx, n2);
+    assert_log_has(fx->cap.text, n1);
+    assert_log_has(fx->cap.text, n2);
 }
 
 /* ---- conversions that succeed ---- */
@@ -462,18 +396,18 @@ static void test_convert_folders(void **state) {
     fx_path(fx, dst, "out");
 
     int skipped = -1;
-    int saved = capture_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = imagenet_convert(src, dst, S, SHARD, &skipped);
-    capture_end(fx, saved);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, 0);
     assert_int_equal(skipped, TRAIN_SKIPPED);
     fx_path(fx, path, "src/train/n01484850/c.JPEG");
-    assert_logged(fx, path);
-    assert_logged(fx, "Not a JPEG file");
+    assert_log_has(fx->cap.text, path);
+    assert_log_has(fx->cap.text, "Not a JPEG file");
     fx_path(fx, path, "src/train/n01484850/d.JPEG");
-    assert_logged(fx, path);
-    assert_logged(fx, "Premature end of JPEG file");
-    assert_logged(fx, "1 CMYK");
+    assert_log_has(fx->cap.text, path);
+    assert_log_has(fx->cap.text, "Premature end of JPEG file");
+    assert_log_has(fx->cap.text, "1 CMYK");
     assert_int_equal(mem_live_bytes(), live);
 
     list_dir(dst, names, sizeof names);
@@ -544,14 +478,14 @@ static void test_convert_flat_csv(void **state) {
     fx_path(fx, dst, "out");
     int skipped = -1;
     char path[PATH_BYTES];
-    int saved = capture_begin(fx);
+    tu_capture_begin(&fx->cap);
     int rc = imagenet_convert(src, dst, S, 1, &skipped);
-    capture_end(fx, saved);
+    tu_capture_end_echo(&fx->cap);
     assert_int_equal(rc, 0);
     assert_int_equal(skipped, TRAIN_SKIPPED + 1);
     fx_path(fx, path, "src/val/ILSVRC2012_val_00000005.JPEG");
-    assert_logged(fx, path);
-    assert_logged(fx, "extraneous bytes");
+    assert_log_has(fx->cap.text, path);
+    assert_log_has(fx->cap.text, "extraneous bytes");
     list_dir(dst, names, sizeof names);
     assert_string_equal(names, "train-00000.h5 train-00001.h5 train-00002.h5 train-00003.h5 "
                                "train-00004.h5 train-00005.h5 train-00006.h5 train-00007.h5 "
@@ -744,7 +678,7 @@ static void test_convert_bad_val(void **state) {
     fx_path(fx, path, "src/val/n00000000");
     expect_convert_fail(fx, src, dst, S, ERR_FORMAT, path, "not a class");
     assert_no_shards(dst);
-    rm_tree(path);
+    tu_rmtree(path);
     /* now it works; a second conversion into the same dst refuses to mix */
     assert_int_equal(imagenet_convert(src, dst, S, SHARD, NULL), 0);
     expect_convert_fail(fx, src, dst, S, ERR_IO, dst, "already holds shards");
@@ -791,7 +725,7 @@ static void test_load_errors(void **state) {
     fx_write_text(fx, "out/train-00000.h5.part", "an unfinished shard is not a shard");
     expect_load_fail(fx, dst, "train", ERR_IO, dst, "no train shards");
     expect_load_fail(fx, dst, "valid", ERR_CONFIG, dst, "valid");
-    rm_tree(dst);
+    tu_rmtree(dst);
     assert_int_equal(imagenet_convert(src, dst, S, SHARD, NULL), 0); /* 3 train shards */
     assert_int_equal(imagenet_convert(src, small, 8, SHARD, NULL), 0);
 
@@ -826,7 +760,7 @@ static void test_load_errors(void **state) {
     assert_int_equal(rename(path, from), 0);
     expect_load_fail(fx, dst, "train", ERR_FORMAT, "train-00001.h5 is missing", NULL);
     /* not HDF5 at all */
-    write_file(path, "garbage", 7);
+    tu_write_file(path, "garbage", 7);
     expect_load_fail(fx, dst, "train", ERR_FORMAT, path, NULL);
     /* HDF5 without /labels */
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

@@ -8,7 +8,6 @@
  * label names its sample and a zero-padded border is told apart from image content. */
 #include "tests/testutil.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +28,6 @@
 #define MAX_SIDE 8
 #define MAX_C 3
 #define MAX_SAMPLE (MAX_SIDE * MAX_SIDE * MAX_C)
-#define LOG_BYTES 4096
 
 /* ---- fixtures and helpers ---- */
 
@@ -195,28 +193,6 @@ static bool epoch_equal(const Epoch *a, const Epoch *b) {
            memcmp(a->y, b->y, (size_t)a->n_batches * a->batch * sizeof *a->y) == 0 &&
            memcmp(a->n_valid, b->n_valid, (size_t)a->n_batches * sizeof *a->n_valid) == 0;
 }
-
-/* Runs fn with stderr captured into log (also echoed back). */
-#define CAPTURE_STDERR(log, stmt)                                                                  \
-    do {                                                                                           \
-        char cap_path_[] = "/tmp/test_loader.XXXXXX";                                              \
-        int cap_fd_ = mkstemp(cap_path_);                                                          \
-        assert_true(cap_fd_ >= 0);                                                                 \
-        fflush(stderr);                                                                            \
-        int cap_saved_ = dup(STDERR_FILENO);                                                       \
-        assert_true(cap_saved_ >= 0);                                                              \
-        dup2(cap_fd_, STDERR_FILENO);                                                              \
-        stmt;                                                                                      \
-        fflush(stderr);                                                                            \
-        dup2(cap_saved_, STDERR_FILENO);                                                           \
-        close(cap_saved_);                                                                         \
-        lseek(cap_fd_, 0, SEEK_SET);                                                               \
-        ssize_t cap_len_ = read(cap_fd_, (log), LOG_BYTES - 1);                                    \
-        (log)[cap_len_ > 0 ? cap_len_ : 0] = '\0';                                                 \
-        close(cap_fd_);                                                                            \
-        remove(cap_path_);                                                                         \
-        fprintf(stderr, "%s", (log));                                                              \
-    } while (0)
 
 /* ---- augment_sample ---- */
 
@@ -879,14 +855,14 @@ static void test_destroy_any_time(void **state) {
 
 static void expect_config_error(const Dataset *d, int batch, bool train, const Augment *a, const char *needle) {
     size_t live = mem_live_bytes();
-    char log[LOG_BYTES];
+    TuCapture cap;
     Loader *l = (Loader *)&live; /* must be overwritten with NULL */
     int rc = 0;
-    CAPTURE_STDERR(log, rc = loader_create(&l, d, batch, train, a, 1));
+    TU_CAPTURE_ECHO(&cap, rc = loader_create(&l, d, batch, train, a, 1));
     assert_int_equal(rc, ERR_CONFIG);
     assert_null(l);
     assert_int_equal(mem_live_bytes(), live);
-    if (!strstr(log, needle)) fail_msg("message \"%s\" does not mention \"%s\"", log, needle);
+    assert_log_has(cap.text, needle);
 }
 
 static void test_bad_config(void **state) {
@@ -917,12 +893,12 @@ static void test_bad_config(void **state) {
     float x[10 * 48];
     int32_t y[10];
     int nv = -1;
-    char log[LOG_BYTES];
+    TuCapture cap;
     int rc = 0;
-    CAPTURE_STDERR(log, rc = loader_next(l, x, y, &nv)); /* before loader_start_epoch */
+    TU_CAPTURE_ECHO(&cap, rc = loader_next(l, x, y, &nv)); /* before loader_start_epoch */
     assert_int_equal(rc, ERR_CONFIG);
     assert_int_equal(nv, 0);
-    CAPTURE_STDERR(log, rc = loader_start_epoch(l, -1));
+    TU_CAPTURE_ECHO(&cap, rc = loader_start_epoch(l, -1));
     assert_int_equal(rc, ERR_CONFIG);
     assert_int_equal(loader_start_epoch(l, 0), 0);
     assert_int_equal(loader_next(l, x, y, &nv), 0);

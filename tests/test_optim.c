@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/err.h"
 #include "core/mem.h"
@@ -338,22 +337,10 @@ static void test_sched_parse_accept(void **state) {
     assert_true(s.lr == 0.3 && s.gamma == 0.2 && s.warmup_epochs == 2.0);
 }
 
-/* sched_parse with stderr captured into msg (NUL-terminated, possibly truncated). */
-static int parse_captured(Schedule *s, const char *text, char *msg, size_t msg_size) {
-    FILE *tmp = tmpfile();
-    assert_non_null(tmp);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
-    int rc = sched_parse(s, text);
-    fflush(stderr);
-    assert_true(dup2(saved, STDERR_FILENO) >= 0);
-    close(saved);
-    rewind(tmp);
-    size_t got = fread(msg, 1, msg_size - 1, tmp);
-    msg[got] = '\0';
-    fclose(tmp);
+/* sched_parse with stderr captured into *cap (the message is then cap->text). */
+static int parse_captured(Schedule *s, const char *text, TuCapture *cap) {
+    int rc;
+    TU_CAPTURE(cap, rc = sched_parse(s, text));
     return rc;
 }
 
@@ -367,16 +354,17 @@ static void test_sched_parse_reject(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Schedule s = {.kind = SCHED_COSINE, .lr = 0.1, .n_milestones = 1, .milestones = {7.0}};
-        char msg[1024], quoted[128];
-        int rc = parse_captured(&s, bad[i], msg, sizeof msg);
+        TuCapture cap;
+        char quoted[128];
+        int rc = parse_captured(&s, bad[i], &cap);
         if (rc != ERR_CONFIG) {
             print_error("sched_parse(\"%s\") returned %d, want ERR_CONFIG\n", bad[i], rc);
             fail();
         }
         /* an error-level message quoting the whole text */
         snprintf(quoted, sizeof quoted, "\"%s\"", bad[i]);
-        if (!strstr(msg, "error") || !strstr(msg, quoted)) {
-            print_error("sched_parse(\"%s\"): message does not name the text: %s\n", bad[i], msg);
+        if (!strstr(cap.text, "error") || !strstr(cap.text, quoted)) {
+            print_error("sched_parse(\"%s\"): message does not name the text: %s\n", bad[i], cap.text);
             fail();
         }
         /* *s unchanged on error */
@@ -385,23 +373,23 @@ static void test_sched_parse_reject(void **state) {
         assert_true(s.milestones[0] == 7.0 && s.lr == 0.1);
     }
     Schedule s = {0};
-    char msg[1024];
-    assert_int_equal(parse_captured(&s, NULL, msg, sizeof msg), ERR_CONFIG);
-    assert_non_null(strstr(msg, "error"));
+    TuCapture cap;
+    assert_int_equal(parse_captured(&s, NULL, &cap), ERR_CONFIG);
+    assert_non_null(strstr(cap.text, "error"));
 }
 
 /* The message also names the offending milestone itself. */
 static void test_sched_parse_message(void **state) {
     (void)state;
     Schedule s = {0};
-    char msg[1024];
-    assert_int_equal(parse_captured(&s, "step:30,abc", msg, sizeof msg), ERR_CONFIG);
-    assert_non_null(strstr(msg, "\"abc\""));
-    assert_int_equal(parse_captured(&s, "step:30,20", msg, sizeof msg), ERR_CONFIG);
-    assert_non_null(strstr(msg, "\"20\""));
-    assert_non_null(strstr(msg, "ascending"));
-    assert_int_equal(parse_captured(&s, "step:-1", msg, sizeof msg), ERR_CONFIG);
-    assert_non_null(strstr(msg, "negative"));
+    TuCapture cap;
+    assert_int_equal(parse_captured(&s, "step:30,abc", &cap), ERR_CONFIG);
+    assert_non_null(strstr(cap.text, "\"abc\""));
+    assert_int_equal(parse_captured(&s, "step:30,20", &cap), ERR_CONFIG);
+    assert_non_null(strstr(cap.text, "\"20\""));
+    assert_non_null(strstr(cap.text, "ascending"));
+    assert_int_equal(parse_captured(&s, "step:-1", &cap), ERR_CONFIG);
+    assert_non_null(strstr(cap.text, "negative"));
 }
 
 /* Every test leaves no allocation behind. */

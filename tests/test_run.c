@@ -22,17 +22,12 @@
 static char tmpdir[256];
 
 static int setup(void **state) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_run.XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (tu_mkdtemp(tmpdir, sizeof tmpdir, "test_run") != 0) return -1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     return 0;
 }
 
-static int teardown(void **state) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+static int teardown(void **state) { return tu_rmtree(tmpdir); }
 
 /* A tiny resnet20 on 3x8x8 synthetic images: 3 epochs of 8 steps. */
 static void tiny_config(RunConfig *cfg, const char *name) {

@@ -21,55 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/config.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/scheme.h"
-
-#define LOG_CAP 4096
-
-/* ---- stderr capture (messages are checked after stderr is restored) ---------------------------- */
-
-typedef struct {
-    FILE *tmp;
-    int saved_fd;
-} Capture;
-
-static void capture_begin(Capture *c) {
-    fflush(stderr);
-    c->tmp = tmpfile();
-    assert_non_null(c->tmp);
-    c->saved_fd = dup(STDERR_FILENO);
-    assert_true(c->saved_fd >= 0);
-    assert_true(dup2(fileno(c->tmp), STDERR_FILENO) >= 0);
-}
-
-static void capture_end(Capture *c, char *text, size_t cap) {
-    fflush(stderr);
-    bool restored = dup2(c->saved_fd, STDERR_FILENO) >= 0;
-    close(c->saved_fd);
-    rewind(c->tmp);
-    size_t n = fread(text, 1, cap - 1, c->tmp);
-    text[n] = '\0';
-    fclose(c->tmp);
-    assert_true(restored);
-}
-
-/* rc = call, with everything it logs captured into log (a char[LOG_CAP]). */
-#define QUIET(rc, log, call)                                                                       \
-    do {                                                                                           \
-        Capture cap_;                                                                              \
-        capture_begin(&cap_);                                                                      \
-        (rc) = (call);                                                                             \
-        capture_end(&cap_, log, LOG_CAP);                                                          \
-    } while (0)
-
-static void assert_log_has(const char *text, const char *want) {
-    if (!strstr(text, want)) fail_msg("expected \"%s\" in the log, got:\n%s", want, text);
-}
 
 /* ---- a scheme on one layer ---------------------------------------------------------------------- */
 
@@ -407,14 +364,14 @@ static void test_threshold_state(void **state) {
     th_step(&b, 10.0f, false, 2.0, 2);
     th_step(&a, 10.0f, false, 2.0, 2);
     /* a blob of the wrong size or with a non-positive tau is rejected */
-    char log[LOG_CAP];
+    TuCapture cap;
     int rc;
-    QUIET(rc, log, b.sc->state_load(b.state, blob, bytes + 1));
+    TU_CAPTURE(&cap, rc = b.sc->state_load(b.state, blob, bytes + 1));
     assert_int_equal(rc, ERR_FORMAT);
     double bad = -1.0;
     unsigned char bad_blob[64] = {0};
     memcpy(bad_blob, &bad, sizeof bad);
-    QUIET(rc, log, b.sc->state_load(b.state, bad_blob, bytes));
+    TU_CAPTURE(&cap, rc = b.sc->state_load(b.state, bad_blob, bytes));
     assert_int_equal(rc, ERR_FORMAT);
     th_step(&b, 10.0f, false, 4.0, 3); /* unchanged by the rejected loads */
     run_close(&a);
@@ -439,12 +396,12 @@ static void test_threshold_bad_options(void **state) {
         }
         assert_int_equal(scheme_options(sc, cfg, &e), 0);
         void *st = NULL;
-        char log[LOG_CAP];
+        TuCapture cap;
         int rc;
-        QUIET(rc, log, sc->layer_create(&st, cfg, (GradShape){1, 1, 1, 1}, 0.5));
+        TU_CAPTURE(&cap, rc = sc->layer_create(&st, cfg, (GradShape){1, 1, 1, 1}, 0.5));
         assert_int_equal(rc, ERR_CONFIG);
         assert_null(st);
-        assert_log_has(log, "tau_");
+        assert_log_has(cap.text, "tau_");
     }
     mem_free(cfg);
 }
@@ -548,16 +505,16 @@ static void test_layer_create_rejects(void **state) {
         void *cfg = sc->cfg_size ? mem_calloc(1, sc->cfg_size) : NULL;
         assert_int_equal(scheme_options(sc, cfg, NULL), 0);
         void *st = NULL;
-        char log[LOG_CAP];
+        TuCapture cap;
         int rc;
-        QUIET(rc, log, sc->layer_create(&st, cfg, (GradShape){2, 0, 3, 4}, 0.5));
+        TU_CAPTURE(&cap, rc = sc->layer_create(&st, cfg, (GradShape){2, 0, 3, 4}, 0.5));
         assert_int_equal(rc, ERR_SHAPE);
         assert_null(st);
-        assert_log_has(log, names[i]);
+        assert_log_has(cap.text, names[i]);
         if (strcmp(names[i], "dense") != 0) {
-            QUIET(rc, log, sc->layer_create(&st, cfg, (GradShape){2, 3, 3, 4}, 1.0));
+            TU_CAPTURE(&cap, rc = sc->layer_create(&st, cfg, (GradShape){2, 3, 3, 4}, 1.0));
             assert_int_equal(rc, ERR_CONFIG);
-            QUIET(rc, log, sc->layer_create(&st, cfg, (GradShape){2, 3, 3, 4}, NAN));
+            TU_CAPTURE(&cap, rc = sc->layer_create(&st, cfg, (GradShape){2, 3, 3, 4}, NAN));
             assert_int_equal(rc, ERR_CONFIG);
             assert_null(st);
         }
@@ -613,7 +570,7 @@ static void test_scheme_options(void **state) {
     assert_non_null(th);
     void *cfg = mem_calloc(1, th->cfg_size);
     assert_non_null(cfg);
-    char log[LOG_CAP];
+    TuCapture cap;
     int rc;
     CfgExtra e;
 
@@ -640,11 +597,11 @@ static void test_scheme_options(void **state) {
     /* an unknown key names the scheme and lists its keys */
     memset(&e, 0, sizeof e);
     extra_add(&e, "scheme.marign", "0.1");
-    QUIET(rc, log, scheme_options(th, cfg, &e));
+    TU_CAPTURE(&cap, rc = scheme_options(th, cfg, &e));
     assert_int_equal(rc, ERR_CONFIG);
-    assert_log_has(log, "scheme.marign");
-    assert_log_has(log, "threshold");
-    assert_log_has(log, "margin, tau_init, tau_min, tau_max");
+    assert_log_has(cap.text, "scheme.marign");
+    assert_log_has(cap.text, "threshold");
+    assert_log_has(cap.text, "margin, tau_init, tau_min, tau_max");
 
     /* bad values: not a number, out of range */
     static const char *bad[][2] = {{"scheme.margin", "abc"}, {"scheme.margin", "1.5"}, {"scheme.tau_min", "0"},
@@ -652,22 +609,22 @@ static void test_scheme_options(void **state) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&e, 0, sizeof e);
         extra_add(&e, bad[i][0], bad[i][1]);
-        QUIET(rc, log, scheme_options(th, cfg, &e));
+        TU_CAPTURE(&cap, rc = scheme_options(th, cfg, &e));
         if (rc != ERR_CONFIG) fail_msg("%s=%s: rc %d, expected ERR_CONFIG", bad[i][0], bad[i][1], rc);
-        assert_log_has(log, bad[i][0]);
+        assert_log_has(cap.text, bad[i][0]);
     }
 
     /* options of another scheme's section */
     memset(&e, 0, sizeof e);
     snprintf(e.section, sizeof e.section, "resprop");
     extra_add(&e, "scheme.margin", "0.1");
-    QUIET(rc, log, scheme_options(th, cfg, &e));
+    TU_CAPTURE(&cap, rc = scheme_options(th, cfg, &e));
     assert_int_equal(rc, ERR_CONFIG);
-    assert_log_has(log, "options given for scheme resprop but the run uses threshold");
+    assert_log_has(cap.text, "options given for scheme resprop but the run uses threshold");
     /* an empty section of another scheme is still a mistake */
     memset(&e, 0, sizeof e);
     snprintf(e.section, sizeof e.section, "meprop");
-    QUIET(rc, log, scheme_options(dense, NULL, &e));
+    TU_CAPTURE(&cap, rc = scheme_options(dense, NULL, &e));
     assert_int_equal(rc, ERR_CONFIG);
 
     /* schemes without options take no keys */
@@ -675,12 +632,12 @@ static void test_scheme_options(void **state) {
     assert_int_equal(scheme_options(dense, NULL, &e), 0);
     assert_int_equal(scheme_options(mp, NULL, NULL), 0);
     extra_add(&e, "scheme.margin", "0.1");
-    QUIET(rc, log, scheme_options(dense, NULL, &e));
+    TU_CAPTURE(&cap, rc = scheme_options(dense, NULL, &e));
     assert_int_equal(rc, ERR_CONFIG);
-    assert_log_has(log, "dense");
-    QUIET(rc, log, scheme_options(mp, NULL, &e));
+    assert_log_has(cap.text, "dense");
+    TU_CAPTURE(&cap, rc = scheme_options(mp, NULL, &e));
     assert_int_equal(rc, ERR_CONFIG);
-    assert_log_has(log, "meprop");
+    assert_log_has(cap.text, "meprop");
     mem_free(cfg);
 }
 
