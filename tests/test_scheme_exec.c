@@ -9,6 +9,8 @@
 #include "core/layer.h"
 #include "core/mem.h"
 #include "core/rng.h"
+#include "baselines/resprop.h"
+#include "core/config.h"
 #include "core/scheme.h"
 #include "tests/testutil.h"
 
@@ -142,6 +144,69 @@ static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1
 static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1}); }
 static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0}); }
 
+/* The real resprop scheme at a threshold below every |G - R| (density 1): G_hat = (G - R) + R, so
+ * through the dnnl backend its gradients equal the dense ones within 1e-5 (not bit for bit). */
+static void test_resprop_density1_equals_dense(void **unused) {
+    size_t live = mem_live_bytes();
+    DnnlCtx ctx;
+    assert_int_equal(dnnl_ctx_init(&ctx), 0);
+    LayerSpec spec = {.kind = LAYER_CONV, .name = "conv", .in = {0, -1}, .out_c = 16, .kh = 3, .kw = 3, .stride = 1,
+                      .pad = 1};
+    Dims4 in = {4, 8, 8, 8};
+    Layer *sch = NULL, *plain = NULL;
+    assert_int_equal(layer_create(&sch, &spec, &in, &ctx), 0);
+    assert_int_equal(layer_create(&plain, &spec, &in, &ctx), 0);
+    Dims4 out = layer_out_dims_of(sch);
+    size_t nx = dims_count(in), ny = dims_count(out), nw = layer_param(sch, 0).n_plain;
+    Rng rng;
+    rng_init(&rng, 7);
+    float *w = frand(&rng, nw, 0.3), *x = frand(&rng, nx, 1.0), *g = frand(&rng, ny, 1.0);
+    float *sbuf = mem_calloc(ny, sizeof(float)), *y1 = mem_alloc(ny * 4), *y2 = mem_alloc(ny * 4);
+    float *dx1 = mem_alloc(nx * 4), *dx2 = mem_alloc(nx * 4), *dw1 = mem_alloc(nw * 4), *dw2 = mem_alloc(nw * 4);
+    assert_int_equal(layer_param_set(sch, 0, w), 0);
+    assert_int_equal(layer_param_set(plain, 0, w), 0);
+    ResPropOptions opt;
+    assert_int_equal(config_defaults(scheme_resprop.options, &opt), 0);
+    opt.tau_init = opt.tau_min = opt.tau_max = 1e-30;
+    snprintf(opt.warmup, sizeof opt.warmup, "none");
+    opt.reset_each_epoch = false;
+    void *state = NULL;
+    assert_int_equal(scheme_resprop.layer_create(&state, &opt, (GradShape){out.n, out.h, out.w, out.c}, 0.9), 0);
+    LayerScheme ls = {.scheme = &scheme_resprop, .cfg = &opt, .state = state, .s_buf = sbuf};
+    assert_int_equal(layer_attach_scheme(sch, &ls), 0);
+    float *xs[2] = {x, NULL}, *d1[2] = {dx1, NULL}, *d2[2] = {dx2, NULL};
+    assert_int_equal(layer_bind(sch, xs, y1, d1, g), 0);
+    assert_int_equal(layer_bind(plain, xs, y2, d2, g), 0);
+    for (long step = 0; step < 2; step++) { /* step 0 is dense (no R yet); step 1 reuses R */
+        for (size_t i = 0; i < ny; i++) g[i] = (float)rng_normal(&rng);
+        ls.step = (SchemeStep){.step = step, .step_in_epoch = step, .steps_per_epoch = 100, .total_steps = 100,
+                               .rng = rng_split(&rng, (uint64_t)step)};
+        for (int k = 0; k < 2; k++) {
+            Layer *l = k ? plain : sch;
+            assert_int_equal(layer_forward(l, true), 0);
+            assert_int_equal(layer_backward(l), 0);
+        }
+        assert_true(ls.out.dense == (step == 0));
+        assert_true(ls.out.density == 1.0);
+        double *want = to_d(dx2, nx);
+        assert_close_fd("dX resprop at density 1 vs dense", dx1, want, nx, 1e-5);
+        mem_free(want);
+        assert_int_equal(layer_grad_get(sch, 0, dw1), 0);
+        assert_int_equal(layer_grad_get(plain, 0, dw2), 0);
+        want = to_d(dw2, nw);
+        assert_close_fd("dW resprop at density 1 vs dense", dw1, want, nw, 1e-5);
+        mem_free(want);
+    }
+    assert_non_null(ls.out.r); /* the second step did go through the reuse terms */
+    scheme_resprop.layer_destroy(state);
+    mem_free(w), mem_free(x), mem_free(g), mem_free(sbuf), mem_free(y1), mem_free(y2);
+    mem_free(dx1), mem_free(dx2), mem_free(dw1), mem_free(dw2);
+    layer_destroy(sch);
+    layer_destroy(plain);
+    dnnl_ctx_deinit(&ctx);
+    assert_int_equal(mem_live_bytes(), live);
+}
+
 static void test_attach_rejects_non_conv(void **st) {
     DnnlCtx ctx;
     assert_int_equal(dnnl_ctx_init(&ctx), 0);
@@ -160,7 +225,7 @@ int main(void) {
         cmocka_unit_test(test_3x3),          cmocka_unit_test(test_3x3_stride2), cmocka_unit_test(test_1x1_downsample),
         cmocka_unit_test(test_stem_7x7),     cmocka_unit_test(test_cifar_stem_3ch), cmocka_unit_test(test_5x5_bias),
         cmocka_unit_test(test_wide),         cmocka_unit_test(test_no_reuse),    cmocka_unit_test(test_dense_step),
-        cmocka_unit_test(test_attach_rejects_non_conv),
+        cmocka_unit_test(test_attach_rejects_non_conv), cmocka_unit_test(test_resprop_density1_equals_dense),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
