@@ -1121,18 +1121,28 @@ fail:
 int layer_attach_scheme(Layer *l, LayerScheme *ls) {
     int rc = 0;
     dnnl_primitive_desc_t hint = NULL;
-    if (l->spec.kind != LAYER_CONV || l->scheme)
-        FAIL(ERR_SHAPE, "layer %s: a sparsity scheme attaches to a conv layer, once", l->spec.name);
+    bool fc = l->spec.kind == LAYER_FC;
+    if ((l->spec.kind != LAYER_CONV && !fc) || l->scheme)
+        FAIL(ERR_SHAPE, "layer %s: a sparsity scheme attaches to a conv or fc layer, once", l->spec.name);
     const LayerSpec *s = &l->spec;
     Param *p = &l->params[0];
     Dims4 in1 = l->in[0], out1 = l->out;
     in1.n = out1.n = 1;
     dnnl_memory_desc_t out_md, src1, dst1, w_any;
-    TRY(md_nhwc(&out_md, l->out));
-    TRY(md_nhwc(&src1, in1));
-    TRY(md_nhwc(&dst1, out1));
-    dnnl_dims_t wd = {l->out.c, l->in[0].c, s->kh, s->kw};
-    TRY(md_plain(&w_any, 4, wd, dnnl_format_tag_any));
+    if (fc) { /* inner product: 2-D (n, features) views of the same buffers */
+        int64_t fan_in = (int64_t)dims_sample(l->in[0]);
+        dnnl_dims_t od = {l->out.n, l->out.c}, sd1 = {1, fan_in}, dd1 = {1, l->out.c}, wd2 = {l->out.c, fan_in};
+        TRY(md_plain(&out_md, 2, od, dnnl_nc));
+        TRY(md_plain(&src1, 2, sd1, dnnl_nc));
+        TRY(md_plain(&dst1, 2, dd1, dnnl_nc));
+        TRY(md_plain(&w_any, 2, wd2, dnnl_format_tag_any));
+    } else {
+        TRY(md_nhwc(&out_md, l->out));
+        TRY(md_nhwc(&src1, in1));
+        TRY(md_nhwc(&dst1, out1));
+        dnnl_dims_t wd = {l->out.c, l->in[0].c, s->kh, s->kw};
+        TRY(md_plain(&w_any, 4, wd, dnnl_format_tag_any));
+    }
     dnnl_dims_t st = {s->stride, s->stride}, pad = {s->pad, s->pad};
     TRY(mem_new(l, &l->m_s, &out_md, ls->s_buf));
     TRY(mem_new(l, &l->m_r, &dst1, NULL));
@@ -1142,11 +1152,20 @@ int layer_attach_scheme(Layer *l, LayerScheme *ls) {
 
     /* single-sample primitives (a forward descriptor serves as their hint) */
     dnnl_convolution_desc_t fd, dd, wdsc;
-    DNNL_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src1, &w_any,
-                                                NULL, &dst1, st, pad, pad));
-    DNNL_TRY(dnnl_primitive_desc_create(&hint, &fd, NULL, l->ctx->engine, NULL));
-    DNNL_TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src1, &w_any, &dst1, st, pad, pad));
-    TRY(step_make(l, &l->sch_data1, &dd, hint, NULL));
+    dnnl_inner_product_desc_t ifd, idd, iwd;
+    if (fc) {
+        DNNL_TRY(dnnl_inner_product_forward_desc_init(&ifd, dnnl_forward_training, &src1, &w_any, NULL, &dst1));
+        DNNL_TRY(dnnl_primitive_desc_create(&hint, &ifd, NULL, l->ctx->engine, NULL));
+        DNNL_TRY(dnnl_inner_product_backward_data_desc_init(&idd, &src1, &w_any, &dst1));
+        TRY(step_make(l, &l->sch_data1, &idd, hint, NULL));
+    } else {
+        DNNL_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src1,
+                                                    &w_any, NULL, &dst1, st, pad, pad));
+        DNNL_TRY(dnnl_primitive_desc_create(&hint, &fd, NULL, l->ctx->engine, NULL));
+        DNNL_TRY(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src1, &w_any, &dst1, st,
+                                                          pad, pad));
+        TRY(step_make(l, &l->sch_data1, &dd, hint, NULL));
+    }
     const dnnl_memory_desc_t *w1md = dnnl_primitive_desc_query_md(l->sch_data1.pd, dnnl_query_weights_md, 0);
     dnnl_memory_t m_w1 = p->m_w;
     if (!dnnl_memory_desc_equal(w1md, &p->md)) {
@@ -1164,9 +1183,14 @@ int layer_attach_scheme(Layer *l, LayerScheme *ls) {
     step_arg(&l->sch_data1, DNNL_ARG_WEIGHTS, m_w1);
     step_arg(&l->sch_data1, DNNL_ARG_DIFF_SRC, l->m_dx1);
 
-    DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &src1, &w_any, NULL, &dst1,
-                                                         st, pad, pad));
-    TRY(step_make(l, &l->sch_wgt1, &wdsc, hint, NULL));
+    if (fc) {
+        DNNL_TRY(dnnl_inner_product_backward_weights_desc_init(&iwd, &src1, &w_any, NULL, &dst1));
+        TRY(step_make(l, &l->sch_wgt1, &iwd, hint, NULL));
+    } else {
+        DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&wdsc, dnnl_convolution_direct, &src1, &w_any, NULL,
+                                                             &dst1, st, pad, pad));
+        TRY(step_make(l, &l->sch_wgt1, &wdsc, hint, NULL));
+    }
     const dnnl_memory_desc_t *dw1md = dnnl_primitive_desc_query_md(l->sch_wgt1.pd, dnnl_query_diff_weights_md, 0);
     TRY(shared_mem_new(l, &l->m_dw1, &p->md, CTX_REUSE_DW));
     dnnl_memory_t m_dw1_out = l->m_dw1;

@@ -156,7 +156,8 @@ typedef struct {
     double cos_dw;        /* cosine(scheme's dW, dense dW) when computed, else NAN */
 } LayerScheme;
 
-/* Conv only; ERR_SHAPE for other kinds. The LayerScheme must outlive the layer's use of it. */
+/* Conv and fc (an fc's gradient is (N,1,1,K)); ERR_SHAPE for other kinds. The LayerScheme must
+ * outlive the layer's use of it. */
 int layer_attach_scheme(Layer *l, LayerScheme *ls);
 
 /* Parameters. A conv has 1 (weight) or 2 (weight, bias), fc likewise, bn 2 (gamma, beta). */

@@ -359,7 +359,8 @@ int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, 
     if (!net->sch_of) FAIL(ERR_NOMEM, "scheme: out of memory");
     for (int i = 0; i < n; i++) {
         net->sch_of[i] = -1;
-        if (net->spec.layers[i].kind == LAYER_CONV) net->sch_of[i] = net->n_sch++;
+        LayerKind k = net->spec.layers[i].kind;
+        if (k == LAYER_CONV || (k == LAYER_FC && s->wants_fc && s->wants_fc(cfg))) net->sch_of[i] = net->n_sch++;
         if (net->sch_of[i] >= 0 && dims_count(net->dims[i]) > s_floats) s_floats = dims_count(net->dims[i]);
     }
     net->sch = mem_calloc((size_t)net->n_sch + 1, sizeof(LayerScheme));

@@ -51,7 +51,8 @@ int net_n_params(const Net *net);
 LayerParam net_param(Net *net, int i);
 
 /* ---- sparsity schemes (backend dnnl) ----
- * net_attach_scheme gives every conv layer its own state of scheme `s` (options cfg, borrowed, at
+ * net_attach_scheme gives every conv layer (and every fc layer when the scheme's wants_fc says so)
+ * its own state of scheme `s` (options cfg, borrowed, at
  * nominal reuse RS) and one shared buffer for S. Before each training step, net_scheme_step tells
  * the layers the step; with `stats` the backward also measures, per conv layer, the cosine between
  * G and G_hat, between the stored reuse term R and a new sample of G, and between the scheme's and

@@ -57,12 +57,18 @@ static void layer_group(const ModelSpec *m, int i, const char *sub, char *buf, s
     snprintf(buf, cap, "/layers/%03d_%s%s%s", i, m->layers[i].name, sub[0] ? "/" : "", sub);
 }
 
-/* This step's FLOPs of conv layer i given what its scheme did. */
+/* This step's FLOPs of conv (or fc) layer i given what its scheme did; an fc counts as the 1x1 conv
+ * over a 1x1 input with the flattened features as channels (the view core/flops.h uses for fc). */
 static void step_conv_flops(Net *net, int i, int batch, const ConvSchemeStats *st, ConvFlops *f) {
     Layer *l = net_layer(net, i);
     Dims4 in = layer_in_dims(l, 0), out = layer_out_dims_of(l);
+    LayerSpec s = *layer_spec(l);
+    if (s.kind == LAYER_FC) {
+        in = (Dims4){in.n, (int)dims_sample(in), 1, 1};
+        s.kind = LAYER_CONV, s.kh = s.kw = 1, s.stride = 1, s.pad = 0;
+    }
     double numel = (double)dims_count(out);
-    flops_conv(layer_spec(l), in, out, batch, st->dense ? numel : st->density * numel, st->has_r, f);
+    flops_conv(&s, in, out, batch, st->dense ? numel : st->density * numel, st->has_r, f);
     if (st->dense) { /* G propagated as is: the dense backward, no scheme overhead */
         f->bwd_sparse = f->bwd_dense;
         f->bwd_pre = f->bwd_elementwise = 0;
@@ -335,9 +341,6 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     scheme_cfg = mem_calloc(1, scheme->cfg_size + 1);
     if (!scheme_cfg) FAIL(ERR_NOMEM, "run: out of memory");
     TRY(scheme_options(scheme, scheme_cfg, extra));
-    if (scheme->wants_fc && scheme->wants_fc(scheme_cfg))
-        FAIL(ERR_CONFIG, "scheme %s: fc = true (sparsify the fully connected layers too) is not implemented by "
-             "backend %s yet; the conv layers carry the scheme and FC stays dense", scheme->name, cfg->backend);
     TRY(net_attach_scheme(net, scheme, scheme_cfg, cfg->reuse, (uint64_t)cfg->seed));
     n_sch = net_scheme_n(net);
     lep = mem_calloc((size_t)n_sch + 1, sizeof(LayerEpoch));
@@ -502,7 +505,9 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                                                 (double)dims_count(layer_out_dims_of(l)), false, fl);
                 else if (k == LAYER_FC) {
                     flops_fc(layer_spec(l), layer_in_dims(l, 0), layer_out_dims_of(l), cfg->batch, fl);
-                    net_dense += fl->bwd_dense, net_eff += flops_bwd_effective(fl);
+                    bool under_scheme = false; /* then its backward is in the per-layer sums already */
+                    for (int j = 0; j < n_sch; j++) under_scheme |= net_scheme_stats(net, j)->layer == i;
+                    if (!under_scheme) net_dense += fl->bwd_dense, net_eff += flops_bwd_effective(fl);
                 } else continue;
                 net_fwd += fl->fwd;
             }

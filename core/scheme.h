@@ -69,7 +69,8 @@ typedef struct {
     size_t (*state_bytes)(const void *state);
     void (*state_save)(const void *state, void *blob);
     int (*state_load)(void *state, const void *blob, size_t bytes);
-    /* Optional: whether these options also ask for the fully connected layers (NULL: never). */
+    /* Optional: whether these options also put the fully connected layers under the scheme (their
+     * gradient has shape (N,1,1,K)); NULL: conv layers only. */
     bool (*wants_fc)(const void *cfg);
 } Scheme;
 

@@ -182,6 +182,26 @@ static void test_scheme_state_survives_resume(void **state) {
     mem_free(d);
 }
 
+/* resprop's fc option puts the FC layer under the scheme too: it gets its series and sparsifies. */
+static void test_scheme_on_fc(void **state) {
+    RunConfig c;
+    CfgExtra extra = {0};
+    RunSummary s;
+    tiny_config(&c, "rs-fc");
+    snprintf(c.scheme, sizeof c.scheme, "resprop");
+    c.reuse = 0.5;
+    assert_int_equal(config_set(&runconfig_table, &c, &extra, "scheme.fc", "true", "test"), 0);
+    assert_int_equal(config_set(&runconfig_table, &c, &extra, "scheme.warmup", "none", "test"), 0);
+    assert_int_equal(run_train(&c, &extra, NULL, &s), 0);
+    long n;
+    double *d = read_col(s.record, "/layers/053_fc/scheme", "density", &n);
+    assert_true(n > 0);
+    bool sparse = false;
+    for (long i = 0; i < n; i++) sparse |= d[i] < 0.99;
+    assert_true(sparse);
+    mem_free(d);
+}
+
 static void test_resume_rebuilds_missing_record(void **state) {
     RunConfig part;
     CfgExtra extra = {0};
@@ -353,6 +373,7 @@ int main(void) {
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_resume_rebuilds_missing_record),
         cmocka_unit_test(test_scheme_state_survives_resume),
+        cmocka_unit_test(test_scheme_on_fc),
         cmocka_unit_test(test_complete_record_not_overwritten),
         cmocka_unit_test(test_diverging_run_fails_cleanly),
         cmocka_unit_test(test_bad_input_writes_nothing),

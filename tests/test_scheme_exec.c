@@ -58,14 +58,15 @@ typedef struct {
     int k, ks, stride, pad;
     bool bias, with_r, dense;
     double density;
+    bool fc; /* an fc layer (k outputs over the flattened input) instead of a conv */
 } Case;
 
 static void run_case(const Case *c) {
     size_t live = mem_live_bytes();
     DnnlCtx ctx;
     assert_int_equal(dnnl_ctx_init(&ctx), 0);
-    LayerSpec spec = {.kind = LAYER_CONV, .name = "conv", .in = {0, -1}, .out_c = c->k, .kh = c->ks, .kw = c->ks,
-                      .stride = c->stride, .pad = c->pad, .bias = c->bias};
+    LayerSpec spec = {.kind = c->fc ? LAYER_FC : LAYER_CONV, .name = "layer", .in = {0, -1}, .out_c = c->k,
+                      .kh = c->ks, .kw = c->ks, .stride = c->stride, .pad = c->pad, .bias = c->bias};
     Layer *split = NULL, *plain = NULL;
     assert_int_equal(layer_create(&split, &spec, &c->in, &ctx), 0);
     assert_int_equal(layer_create(&plain, &spec, &c->in, &ctx), 0);
@@ -134,15 +135,17 @@ static void run_case(const Case *c) {
     assert_int_equal(mem_live_bytes(), live);
 }
 
-static void test_3x3(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1}); }
-static void test_3x3_stride2(void **st) { run_case(&(Case){{3, 16, 9, 9}, 32, 3, 2, 1, false, true, false, 0.2}); }
-static void test_1x1_downsample(void **st) { run_case(&(Case){{4, 16, 8, 8}, 32, 1, 2, 0, false, true, false, 0.1}); }
-static void test_stem_7x7(void **st) { run_case(&(Case){{2, 3, 20, 20}, 16, 7, 2, 3, false, true, false, 0.3}); }
-static void test_cifar_stem_3ch(void **st) { run_case(&(Case){{4, 3, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1}); }
-static void test_5x5_bias(void **st) { run_case(&(Case){{4, 6, 12, 12}, 16, 5, 1, 0, true, true, false, 0.2}); }
-static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1, false, true, false, 0.05}); }
-static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1}); }
-static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0}); }
+static void test_3x3(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false}); }
+static void test_3x3_stride2(void **st) { run_case(&(Case){{3, 16, 9, 9}, 32, 3, 2, 1, false, true, false, 0.2, false}); }
+static void test_1x1_downsample(void **st) { run_case(&(Case){{4, 16, 8, 8}, 32, 1, 2, 0, false, true, false, 0.1, false}); }
+static void test_stem_7x7(void **st) { run_case(&(Case){{2, 3, 20, 20}, 16, 7, 2, 3, false, true, false, 0.3, false}); }
+static void test_cifar_stem_3ch(void **st) { run_case(&(Case){{4, 3, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false}); }
+static void test_5x5_bias(void **st) { run_case(&(Case){{4, 6, 12, 12}, 16, 5, 1, 0, true, true, false, 0.2, false}); }
+static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1, false, true, false, 0.05, false}); }
+static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false}); }
+static void test_fc(void **st) { run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true}); }
+static void test_fc_flat(void **st) { run_case(&(Case){{8, 64, 1, 1}, 32, 1, 1, 0, true, true, false, 0.1, true}); }
+static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false}); }
 
 /* The real resprop scheme at a threshold below every |G - R| (density 1): G_hat = (G - R) + R, so
  * through the dnnl backend its gradients equal the dense ones within 1e-5 (not bit for bit). */
@@ -226,6 +229,7 @@ int main(void) {
         cmocka_unit_test(test_stem_7x7),     cmocka_unit_test(test_cifar_stem_3ch), cmocka_unit_test(test_5x5_bias),
         cmocka_unit_test(test_wide),         cmocka_unit_test(test_no_reuse),    cmocka_unit_test(test_dense_step),
         cmocka_unit_test(test_attach_rejects_non_conv), cmocka_unit_test(test_resprop_density1_equals_dense),
+        cmocka_unit_test(test_fc),                   cmocka_unit_test(test_fc_flat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
