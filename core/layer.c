@@ -583,6 +583,21 @@ fail:
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 
+/* A BN forward with given statistics (y from x, gamma, beta, mean, var). */
+static int bn_stats_step(Layer *l, Step *st, const dnnl_batch_normalization_desc_t *d, dnnl_memory_t mean,
+                         dnnl_memory_t var) {
+    int rc = 0;
+    TRY(step_make(l, st, d, NULL, NULL));
+    step_arg(st, DNNL_ARG_SRC, l->m_x[0]);
+    step_arg(st, DNNL_ARG_DST, l->m_y);
+    step_arg(st, DNNL_ARG_SCALE, l->params[0].m_w);
+    step_arg(st, DNNL_ARG_SHIFT, l->params[1].m_w);
+    step_arg(st, DNNL_ARG_MEAN, mean);
+    step_arg(st, DNNL_ARG_VARIANCE, var);
+fail:
+    return rc;
+}
+
 static int bn_create(Layer *l) {
     int rc = 0;
     int c = l->in[0].c;
@@ -629,24 +644,10 @@ static int bn_create(Layer *l) {
 
     DNNL_TRY(dnnl_batch_normalization_forward_desc_init(&id, dnnl_forward_inference, &data, BN_EPS,
                                                         flags | dnnl_use_global_stats));
-    Step *inf = add_step(l, l->fwd_infer, &l->n_fwd_infer);
-    TRY(step_make(l, inf, &id, NULL, NULL));
-    step_arg(inf, DNNL_ARG_SRC, l->m_x[0]);
-    step_arg(inf, DNNL_ARG_DST, l->m_y);
-    step_arg(inf, DNNL_ARG_SCALE, l->params[0].m_w);
-    step_arg(inf, DNNL_ARG_SHIFT, l->params[1].m_w);
-    step_arg(inf, DNNL_ARG_MEAN, m_rmean);
-    step_arg(inf, DNNL_ARG_VARIANCE, m_rvar);
-
-    /* the same normalisation from the saved batch statistics, for layer_recompute */
-    Step *rec = add_step(l, l->recompute, &l->n_recompute);
-    TRY(step_make(l, rec, &id, NULL, NULL));
-    step_arg(rec, DNNL_ARG_SRC, l->m_x[0]);
-    step_arg(rec, DNNL_ARG_DST, l->m_y);
-    step_arg(rec, DNNL_ARG_SCALE, l->params[0].m_w);
-    step_arg(rec, DNNL_ARG_SHIFT, l->params[1].m_w);
-    step_arg(rec, DNNL_ARG_MEAN, m_mean);
-    step_arg(rec, DNNL_ARG_VARIANCE, m_var);
+    /* inference on the running statistics; and the same normalisation from the saved batch
+     * statistics, for layer_recompute */
+    TRY(bn_stats_step(l, add_step(l, l->fwd_infer, &l->n_fwd_infer), &id, m_rmean, m_rvar));
+    TRY(bn_stats_step(l, add_step(l, l->recompute, &l->n_recompute), &id, m_mean, m_var));
 
     DNNL_TRY(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, BN_EPS, flags));
     Step *b = add_step(l, l->bwd, &l->n_bwd);

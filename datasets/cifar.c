@@ -35,14 +35,7 @@ static size_t cifar_record_bytes(const CifarFormat *fmt) { return (size_t)fmt->n
 
 /* path = dir/name; ERR_CONFIG when it does not fit. */
 static int cifar_path(char *out, const char *dir, const char *name) {
-    int rc = 0;
-    size_t len = strlen(dir);
-    const char *sep = len && dir[len - 1] == '/' ? "" : "/";
-    int w = snprintf(out, CIFAR_PATH_BYTES, "%s%s%s", dir, sep, name);
-    if (w < 0 || w >= CIFAR_PATH_BYTES)
-        FAIL(ERR_CONFIG, "cifar: path %s%s%s is longer than %d bytes", dir, sep, name, CIFAR_PATH_BYTES - 1);
-fail:
-    return rc;
+    return dataset_join_path(out, CIFAR_PATH_BYTES, dir, name, "cifar");
 }
 
 /* The number of records in a file, from its size: ERR_IO when it is missing or not a regular file,

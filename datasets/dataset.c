@@ -1,11 +1,14 @@
-/* dataset.c: what every Dataset shares whichever reader filled it: freeing, truncation and
- * per-channel statistics. The readers live in idx.c, cifar.c and synthetic.c. */
+/* dataset.c: what every Dataset shares whichever reader filled it: freeing, truncation,
+ * per-channel statistics and path joining. The readers live in idx.c, cifar.c and synthetic.c. */
 #include "datasets/dataset.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mem.h"
 
 void dataset_deinit(Dataset *d) {
@@ -48,4 +51,14 @@ void dataset_channel_stats(const Dataset *d, double *mean, double *std) {
         mean[ch] = m / 255.0;
         std[ch] = sqrt(var > 0 ? var : 0) / 255.0;
     }
+}
+
+int dataset_join_path(char *out, size_t cap, const char *dir, const char *name, const char *who) {
+    int rc = 0;
+    size_t len = strlen(dir);
+    const char *sep = len && dir[len - 1] == '/' ? "" : "/";
+    int w = snprintf(out, cap, "%s%s%s", dir, sep, name);
+    if (w < 0 || (size_t)w >= cap) FAIL(ERR_CONFIG, "%s: path %s%s%s is longer than %zu bytes", who, dir, sep, name, cap - 1);
+fail:
+    return rc;
 }

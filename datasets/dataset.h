@@ -6,6 +6,7 @@
 #define RESPROP_DATASET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -58,6 +59,10 @@ int dataset_load_cifar100(Dataset *d, const char *dir, const char *split, bool c
  * a random shift; train and test (split "train"/"test") share the prototypes and differ in their
  * samples. Deterministic in (seed, split, n, shape). ERR_CONFIG for bad sizes. */
 int dataset_synthetic(Dataset *d, const char *split, int n, int c, int h, int w, int classes, uint64_t seed);
+
+/* out = dir/name without a doubled '/' (cap bytes); ERR_CONFIG, logged with `who`, when it does not
+ * fit. */
+int dataset_join_path(char *out, size_t cap, const char *dir, const char *name, const char *who);
 
 /* Keeps the first n images (n < d->n); a no-op otherwise. */
 void dataset_truncate(Dataset *d, int n);

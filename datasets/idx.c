@@ -242,11 +242,8 @@ fail:
 static int idx_resolve(char *out, size_t cap, const char *dir, const char *name_gz) {
     int rc = 0;
     struct stat st;
-    size_t len = strlen(dir);
-    const char *sep = len && dir[len - 1] == '/' ? "" : "/";
-    int w = snprintf(out, cap, "%s%s%s", dir, sep, name_gz);
-    if (w < 0 || (size_t)w >= cap)
-        FAIL(ERR_CONFIG, "idx: path %s%s%s is longer than %zu bytes", dir, sep, name_gz, cap - 1);
+    TRY(dataset_join_path(out, cap, dir, name_gz, "idx"));
+    size_t w = strlen(out);
     if (stat(out, &st) == 0 || errno != ENOENT) goto fail; /* exists (or let open report why not) */
     out[w - 3] = '\0';                                      /* drop ".gz" */
     if (stat(out, &st) == 0 || errno != ENOENT) goto fail;

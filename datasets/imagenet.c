@@ -87,14 +87,7 @@ static void imagenet_h5_close(hid_t *id, herr_t (*close_fn)(hid_t)) {
 
 /* out = a/b (no doubled '/'); ERR_CONFIG when it does not fit. */
 static int imagenet_join(char *out, const char *a, const char *b) {
-    int rc = 0;
-    size_t len = strlen(a);
-    const char *sep = len && a[len - 1] == '/' ? "" : "/";
-    int w = snprintf(out, IMAGENET_PATH_BYTES, "%s%s%s", a, sep, b);
-    if (w < 0 || w >= IMAGENET_PATH_BYTES)
-        FAIL(ERR_CONFIG, "imagenet: path %s%s%s is longer than %d bytes", a, sep, b, IMAGENET_PATH_BYTES - 1);
-fail:
-    return rc;
+    return dataset_join_path(out, IMAGENET_PATH_BYTES, a, b, "imagenet");
 }
 
 /* Grows *buf (elements of elem bytes, capacity *cap) to hold at least need elements. */
