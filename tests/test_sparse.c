@@ -1,0 +1,337 @@
+/* test_sparse.c: the CSR sparse-gradient format (round trip, capacity errors) and the reference
+ * sparse conv backward kernels of core/sparse.c against oneDNN's dense backward (core/layer.h) on
+ * the same sparsified gradient S, for the conv kinds of the models; determinism with 2 threads; no
+ * leaks and no allocation inside the kernels.
+ *
+ * Both sides are f32; oneDNN sums in a different order, so norm-relative tolerance 1e-4. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/layer.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "core/sparse.h"
+#include "tests/testutil.h"
+
+#define TOL 1e-4
+
+static float *falloc(size_t n) {
+    float *p = mem_calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+static double *dalloc(size_t n) {
+    double *p = mem_calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+/* Each entry nonzero with probability density (normal value, never exactly 0), else 0.
+ * Returns the number of nonzeros. */
+static size_t draw_sparse(Rng *rng, float *s, size_t n, double density) {
+    size_t nnz = 0;
+    for (size_t i = 0; i < n; i++) {
+        s[i] = 0.0f;
+        if (density >= 1.0 || rng_uniform(rng) < density) {
+            float v = (float)rng_normal(rng);
+            s[i] = v != 0.0f ? v : 1.0f;
+            nnz++;
+        }
+    }
+    return nnz;
+}
+
+static void draw_dense(Rng *rng, float *a, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) a[i] = (float)(scale * rng_normal(rng));
+}
+
+/* ---- format ---------------------------------------------------------------------------------- */
+
+static void round_trip(int n, int p, int q, int k, double density, uint64_t seed) {
+    size_t base = mem_live_bytes();
+    Rng rng;
+    rng_init(&rng, seed);
+    size_t total = (size_t)n * p * q * k;
+    float *s = falloc(total), *back = falloc(total);
+    size_t nnz = draw_sparse(&rng, s, total, density);
+    SparseGrad sg;
+    assert_int_equal(sparse_init(&sg, n, p, q, k, total), 0);
+    assert_int_equal(sparse_from_dense(&sg, s), 0);
+    assert_int_equal(sg.nnz, nnz);
+    assert_int_equal(sg.row_ptr[0], 0);
+    assert_int_equal(sg.row_ptr[(size_t)n * p * q], (int32_t)nnz);
+    /* rows are monotone, channels strictly ascending within a row and in range */
+    for (size_t i = 0; i < (size_t)n * p * q; i++) {
+        assert_true(sg.row_ptr[i] <= sg.row_ptr[i + 1]);
+        for (int32_t j = sg.row_ptr[i]; j < sg.row_ptr[i + 1]; j++) {
+            assert_true(sg.chan[j] < k);
+            if (j > sg.row_ptr[i]) assert_true(sg.chan[j] > sg.chan[j - 1]);
+        }
+    }
+    assert_true(fabs(sparse_density(&sg) - (double)nnz / (double)total) < 1e-12);
+    memset(back, 0xff, total * sizeof *back); /* to_dense must overwrite everything */
+    sparse_to_dense(&sg, back);
+    assert_memory_equal(back, s, total * sizeof *s);
+    sparse_deinit(&sg);
+    sparse_deinit(&sg); /* deinit twice is harmless */
+    mem_free(s);
+    mem_free(back);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
+static void test_round_trip(void **state) {
+    round_trip(3, 5, 7, 16, 0.10, 1);
+    round_trip(2, 4, 4, 200, 0.10, 2);
+    round_trip(2, 3, 3, 8, 0.0, 3);
+    round_trip(2, 3, 3, 8, 1.0, 4);
+    round_trip(1, 1, 1, SPARSE_K_MAX, 0.10, 5); /* the largest channel index fits */
+}
+
+/* -0.0 counts as zero and is dropped; an exactly-sized capacity works; one less is ERR_SHAPE with a
+ * message and leaves a valid empty gradient. */
+static void test_capacity(void **state) {
+    size_t base = mem_live_bytes();
+    float s[2 * 2 * 2 * 3] = {0};
+    s[1] = 1.5f;
+    s[5] = -2.0f;
+    s[6] = -0.0f;
+    s[11] = 3.0f;
+    SparseGrad sg;
+    assert_int_equal(sparse_init(&sg, 2, 2, 1, 3, 3), 0); /* 12 entries: 4 pixels of 3 channels */
+    assert_int_equal(sparse_from_dense(&sg, s), 0);
+    assert_int_equal(sg.nnz, 3);
+    sparse_deinit(&sg);
+
+    assert_int_equal(sparse_init(&sg, 2, 2, 1, 3, 2), 0);
+    TuCapture cap;
+    int rc = 0;
+    TU_CAPTURE(&cap, rc = sparse_from_dense(&sg, s));
+    assert_int_equal(rc, ERR_SHAPE);
+    assert_log_has(cap.text, "3 nonzeros");
+    assert_log_has(cap.text, "nnz_cap 2");
+    assert_int_equal(sg.nnz, 0);
+    for (int i = 0; i <= 4; i++) assert_int_equal(sg.row_ptr[i], 0);
+    float back[12];
+    sparse_to_dense(&sg, back);
+    for (int i = 0; i < 12; i++) assert_true(back[i] == 0.0f);
+    sparse_deinit(&sg);
+
+    /* zero capacity: fine for an all-zero gradient, ERR_SHAPE otherwise */
+    assert_int_equal(sparse_init(&sg, 2, 2, 1, 3, 0), 0);
+    float z[12] = {0};
+    assert_int_equal(sparse_from_dense(&sg, z), 0);
+    TU_CAPTURE(&cap, rc = sparse_from_dense(&sg, s));
+    assert_int_equal(rc, ERR_SHAPE);
+    sparse_deinit(&sg);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
+static void test_init_errors(void **state) {
+    size_t base = mem_live_bytes();
+    SparseGrad sg;
+    TuCapture cap;
+    int rc = 0;
+    TU_CAPTURE(&cap, rc = sparse_init(&sg, 1, 1, 1, SPARSE_K_MAX + 1, 4));
+    assert_int_equal(rc, ERR_SHAPE);
+    assert_log_has(cap.text, "65535");
+    assert_null(sg.row_ptr);
+    TU_CAPTURE(&cap, rc = sparse_init(&sg, 0, 1, 1, 4, 4));
+    assert_int_equal(rc, ERR_SHAPE);
+    TU_CAPTURE(&cap, rc = sparse_init(&sg, 1, 1, 1, 4, (size_t)INT32_MAX + 1));
+    assert_int_equal(rc, ERR_SHAPE);
+    SparseWorkspace ws;
+    TU_CAPTURE(&cap, rc = sparse_workspace_init(&ws, 2, 0));
+    assert_int_equal(rc, ERR_SHAPE);
+    assert_null(ws.dw_priv);
+    /* geometry checks */
+    assert_int_equal(sparse_geom_check(sparse_geom(2, 3, 8, 8, 4, 3, 3, 1, 1)), 0);
+    ConvGeom g = sparse_geom(2, 3, 8, 8, 4, 3, 3, 1, 1);
+    g.p = 7;
+    TU_CAPTURE(&cap, rc = sparse_geom_check(g));
+    assert_int_equal(rc, ERR_SHAPE);
+    TU_CAPTURE(&cap, rc = sparse_geom_check(sparse_geom(1, 2, 3, 3, 4, 5, 5, 1, 0)));
+    assert_int_equal(rc, ERR_SHAPE);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
+/* ---- kernels against oneDNN ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *what;
+    int n, c, h, w, k, r, s, stride, pad;
+} ConvCase;
+
+static const ConvCase conv_cases[] = {
+    {"3x3 s1 p1", 4, 16, 8, 8, 16, 3, 3, 1, 1},
+    {"3x3 s2 p1 odd input", 4, 16, 9, 9, 32, 3, 3, 2, 1},
+    {"1x1 s2 p0", 4, 16, 8, 8, 32, 1, 1, 2, 0},
+    {"7x7 s2 p3 C=3 stem", 2, 3, 16, 16, 16, 7, 7, 2, 3},
+    {"5x5 s1 p0", 3, 6, 12, 12, 8, 5, 5, 1, 0},
+    {"wide 3x3 s1 p1 C=K=128 4x4", 2, 128, 4, 4, 128, 3, 3, 1, 1},
+};
+#define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
+
+/* KCRS <-> OHWI (K,R,S,C). */
+static void kcrs_to_ohwi(const float *kcrs, float *ohwi, ConvGeom g) {
+    for (int k = 0; k < g.k; k++)
+        for (int c = 0; c < g.c; c++)
+            for (int r = 0; r < g.r; r++)
+                for (int s = 0; s < g.s; s++)
+                    ohwi[(((size_t)k * g.r + r) * g.s + s) * g.c + c] = kcrs[(((size_t)k * g.c + c) * g.r + r) * g.s + s];
+}
+static void ohwi_to_kcrs(const float *ohwi, float *kcrs, ConvGeom g) {
+    for (int k = 0; k < g.k; k++)
+        for (int c = 0; c < g.c; c++)
+            for (int r = 0; r < g.r; r++)
+                for (int s = 0; s < g.s; s++)
+                    kcrs[(((size_t)k * g.c + c) * g.r + r) * g.s + s] = ohwi[(((size_t)k * g.r + r) * g.s + s) * g.c + c];
+}
+
+static void to_double(const float *a, double *d, size_t n) {
+    for (size_t i = 0; i < n; i++) d[i] = a[i];
+}
+
+static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
+    size_t base = mem_live_bytes();
+    char name[160];
+    DnnlCtx ctx;
+    assert_int_equal(dnnl_ctx_init(&ctx), 0);
+    Rng rng;
+    rng_init(&rng, seed);
+
+    LayerSpec spec = {.kind = LAYER_CONV, .in = {0, -1}, .out_c = cc->k, .kh = cc->r, .kw = cc->s,
+                      .stride = cc->stride, .pad = cc->pad, .bias = false};
+    snprintf(spec.name, sizeof spec.name, "conv");
+    Dims4 in[2] = {{cc->n, cc->c, cc->h, cc->w}, {0, 0, 0, 0}};
+    Layer *l = NULL;
+    assert_int_equal(layer_create(&l, &spec, in, &ctx), 0);
+    Dims4 out = layer_out_dims_of(l);
+    ConvGeom g = sparse_geom(cc->n, cc->c, cc->h, cc->w, cc->k, cc->r, cc->s, cc->stride, cc->pad);
+    assert_int_equal(sparse_geom_check(g), 0);
+    assert_int_equal(out.h, g.p);
+    assert_int_equal(out.w, g.q);
+    assert_int_equal(out.c, g.k);
+
+    size_t nx = dims_count(in[0]), ny = dims_count(out), nw = (size_t)g.k * g.c * g.r * g.s;
+    float *x = falloc(nx), *y = falloc(ny), *dx = falloc(nx), *dy = falloc(ny);
+    float *w_kcrs = falloc(nw), *w_ohwi = falloc(nw), *dw_dnnl = falloc(nw);
+    float *sdx = falloc(nx), *sdw_ohwi = falloc(nw), *sdw_kcrs = falloc(nw);
+    double *ref = dalloc(nx > nw ? nx : nw);
+    draw_dense(&rng, x, nx, 1.0);
+    draw_dense(&rng, w_kcrs, nw, 1.0 / sqrt((double)g.c * g.r * g.s));
+    assert_int_equal(layer_param_set(l, 0, w_kcrs), 0);
+    kcrs_to_ohwi(w_kcrs, w_ohwi, g);
+    float *xs[2] = {x, NULL}, *dxs[2] = {dx, NULL};
+    assert_int_equal(layer_bind(l, xs, y, dxs, dy), 0);
+    assert_int_equal(layer_forward(l, true), 0);
+    size_t nnz = draw_sparse(&rng, dy, ny, density);
+    assert_int_equal(layer_backward(l), 0);
+    assert_int_equal(layer_grad_get(l, 0, dw_dnnl), 0);
+
+    SparseGrad sg;
+    SparseWorkspace ws;
+    assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny / 4), 0);
+    assert_int_equal(sparse_workspace_init(&ws, 0, nw), 0);
+    assert_int_equal(sparse_from_dense(&sg, dy), 0);
+    assert_int_equal(sg.nnz, nnz);
+    assert_true(nnz > 0);
+
+    size_t allocs = mem_n_allocs();
+    memset(sdx, 0xff, nx * sizeof *sdx); /* overwritten, not accumulated */
+    memset(sdw_ohwi, 0xff, nw * sizeof *sdw_ohwi);
+    sparse_conv_bwd_data(&sg, w_ohwi, g, sdx);
+    sparse_conv_bwd_weights(&sg, x, g, &ws, sdw_ohwi);
+    assert_int_equal(mem_n_allocs(), allocs);
+
+    to_double(dx, ref, nx);
+    snprintf(name, sizeof name, "%s density %.2f: dX", cc->what, density);
+    assert_close_fd(name, sdx, ref, nx, TOL);
+    ohwi_to_kcrs(sdw_ohwi, sdw_kcrs, g);
+    to_double(dw_dnnl, ref, nw);
+    snprintf(name, sizeof name, "%s density %.2f: dW", cc->what, density);
+    assert_close_fd(name, sdw_kcrs, ref, nw, TOL);
+
+    sparse_workspace_deinit(&ws);
+    sparse_deinit(&sg);
+    float *bufs[] = {x, y, dx, dy, w_kcrs, w_ohwi, dw_dnnl, sdx, sdw_ohwi, sdw_kcrs};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
+    mem_free(ref);
+    layer_destroy(l);
+    dnnl_ctx_deinit(&ctx);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
+static void test_conv_case(void **state) {
+    const ConvCase *cc = *state;
+    run_conv_case(cc, 0.10, 11 + (uint64_t)(cc - conv_cases));
+    run_conv_case(cc, 0.05, 101 + (uint64_t)(cc - conv_cases));
+}
+
+/* Two calls with 2 threads give identical bits (dX and dW), and neither allocates. An all-zero
+ * gradient gives zero dX and dW (the outputs are overwritten). */
+static void test_determinism(void **state) {
+    size_t base = mem_live_bytes();
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    Rng rng;
+    rng_init(&rng, 77);
+    ConvGeom g = sparse_geom(8, 32, 8, 8, 32, 3, 3, 1, 1);
+    size_t nx = (size_t)g.n * g.h * g.w * g.c, ny = (size_t)g.n * g.p * g.q * g.k, nw = (size_t)g.k * g.r * g.s * g.c;
+    float *x = falloc(nx), *w = falloc(nw), *s = falloc(ny);
+    float *dx1 = falloc(nx), *dx2 = falloc(nx), *dw1 = falloc(nw), *dw2 = falloc(nw);
+    draw_dense(&rng, x, nx, 1.0);
+    draw_dense(&rng, w, nw, 0.1);
+    draw_sparse(&rng, s, ny, 0.1);
+    SparseGrad sg;
+    SparseWorkspace ws;
+    assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny), 0);
+    assert_int_equal(sparse_workspace_init(&ws, 0, nw), 0);
+    assert_int_equal(ws.n_slots, 2);
+    assert_int_equal(sparse_from_dense(&sg, s), 0);
+    size_t allocs = mem_n_allocs();
+    sparse_conv_bwd_data(&sg, w, g, dx1);
+    sparse_conv_bwd_weights(&sg, x, g, &ws, dw1);
+    sparse_conv_bwd_data(&sg, w, g, dx2);
+    sparse_conv_bwd_weights(&sg, x, g, &ws, dw2);
+    assert_int_equal(mem_n_allocs(), allocs);
+    assert_memory_equal(dx1, dx2, nx * sizeof *dx1);
+    assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
+    /* with one thread running the same 2 slots: still the same bits */
+    omp_set_num_threads(1);
+    sparse_conv_bwd_weights(&sg, x, g, &ws, dw2);
+    assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
+    omp_set_num_threads(2);
+
+    memset(s, 0, ny * sizeof *s);
+    assert_int_equal(sparse_from_dense(&sg, s), 0);
+    assert_int_equal(sg.nnz, 0);
+    sparse_conv_bwd_data(&sg, w, g, dx1);
+    sparse_conv_bwd_weights(&sg, x, g, &ws, dw1);
+    for (size_t i = 0; i < nx; i++) assert_true(dx1[i] == 0.0f);
+    for (size_t i = 0; i < nw; i++) assert_true(dw1[i] == 0.0f);
+
+    sparse_workspace_deinit(&ws);
+    sparse_deinit(&sg);
+    float *bufs[] = {x, w, s, dx1, dx2, dw1, dw2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
+    omp_set_num_threads(saved);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
+int main(void) {
+    static const struct CMUnitTest fixed[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_capacity),
+        cmocka_unit_test(test_init_errors),
+        cmocka_unit_test(test_determinism),
+    };
+    enum { N_FIXED = sizeof fixed / sizeof fixed[0] };
+    struct CMUnitTest tests[N_FIXED + N_CONV_CASES];
+    for (size_t i = 0; i < N_FIXED; i++) tests[i] = fixed[i];
+    for (size_t i = 0; i < N_CONV_CASES; i++)
+        tests[N_FIXED + i] = (struct CMUnitTest){conv_cases[i].what, test_conv_case, NULL, NULL, (void *)&conv_cases[i]};
+    return _cmocka_run_group_tests("sparse", tests, N_FIXED + N_CONV_CASES, NULL, NULL);
+}
