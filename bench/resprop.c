@@ -34,7 +34,7 @@ static int cmd_help(int argc, char **argv) {
         return EXIT_BAD_INPUT;
     }
     printf("usage: resprop COMMAND [OPTIONS]   (resprop COMMAND --help for its options)\n\ncommands:\n");
-    for (int i = 0; i < N_COMMANDS; i++) printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < N_COMMANDS; i++) printf("  %-18s %s\n", commands[i].name, commands[i].summary);
     return 0;
 }
 
