@@ -1213,7 +1213,7 @@ fail:
     return rc;
 }
 
-static double cosine_f(const float *a, const float *b, size_t n) {
+double layer_cosine(const float *a, const float *b, size_t n) {
     double ab = 0, aa = 0, bb = 0;
     for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
@@ -1298,7 +1298,7 @@ static int conv_backward_scheme(Layer *l) {
         for (size_t r = 0; r < rows; r++)
             for (int c = 0; c < k; c++) db[c] += l->dy[r * (size_t)k + c];
     }
-    if (ls->want_dense_dw) ls->cos_dw = cosine_f(p->dw, dense_dw, p->n_stored);
+    if (ls->want_dense_dw) ls->cos_dw = layer_cosine(p->dw, dense_dw, p->n_stored);
 fail:
     return rc;
 }

@@ -156,6 +156,9 @@ typedef struct {
     double cos_dw;        /* cosine(scheme's dW, dense dW) when computed, else NAN */
 } LayerScheme;
 
+/* Cosine of two float vectors accumulated in double; NAN when either is zero. */
+double layer_cosine(const float *a, const float *b, size_t n);
+
 /* Conv and fc (an fc's gradient is (N,1,1,K)); ERR_SHAPE for other kinds. The LayerScheme must
  * outlive the layer's use of it. */
 int layer_attach_scheme(Layer *l, LayerScheme *ls);

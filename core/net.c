@@ -309,12 +309,6 @@ static void add_into(float *restrict dst, const float *restrict src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-static double cosine(const float *a, const float *b, size_t n) {
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
-}
-
 /* After conv layer i's backward: what the scheme did, and on stats steps the similarities. G is
  * still in the layer's output-gradient buffer, S in the shared buffer, R where the scheme keeps it. */
 static void scheme_stats(Net *net, int i) {
@@ -346,7 +340,7 @@ static void scheme_stats(Net *net, int i) {
     if (o->r) {
         Rng r = rng_split(&ls->step.rng, 0x5ca1ab1e);
         size_t x = (size_t)rng_below(&r, (uint64_t)d.n);
-        st->cos_r_g = cosine(o->r, g + x * sample, sample);
+        st->cos_r_g = layer_cosine(o->r, g + x * sample, sample);
     }
 }
 
