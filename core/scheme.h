@@ -22,6 +22,7 @@
 
 #include "core/config.h"
 #include "core/rng.h"
+#include "core/sparse.h"
 
 /* The shape of one conv layer's output gradient: (n, p, q, k) NHWC. */
 typedef struct {
@@ -50,6 +51,14 @@ typedef struct {
     double density; /* out: nnz(s) / numel(s) */
     double tau;     /* out: the threshold in force this step (NAN if the scheme has none) */
     bool dense;     /* out: this step propagated G unchanged (s is a copy of g, r == NULL) */
+    /* The sparse backend's fused path. csr (in) is non-NULL when the executor would like S in the CSR
+     * format of core/sparse.h (shape (N,P,Q,K), nnz_cap >= N*P*Q*K, so the slot-writer protocol
+     * applies). A scheme that can write it in its producing pass does so and sets csr_written; s is
+     * then left unwritten. Otherwise it writes s as usual and the executor compresses it. A dense
+     * step always writes s. */
+    SparseGrad *csr;
+    bool csr_written;  /* out: S is in *csr (and not in s) */
+    bool structured;   /* out (with csr_written): every row of *csr is empty or full (all K channels) */
 } SchemeOut;
 
 typedef struct {

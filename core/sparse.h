@@ -1,25 +1,24 @@
-/* sparse.h: the sparse-gradient format and the CPU sparse backward kernels of a convolution.
+/* sparse.h: the sparse-gradient format of the sparse backend, and the convolution geometry.
  *
  * SparseGrad is CSR over the output pixels of an NHWC output gradient S (N,P,Q,K): row i =
  * (n*P + p)*Q + q holds the nonzeros of pixel (n,p,q) in [row_ptr[i], row_ptr[i+1]), each with its
- * channel chan[j] (k, ascending within a row when built by sparse_from_dense) and value val[j].
- * This is THE interchange format of the sparse backend:
- *   - today sparse_from_dense compresses a dense S (tests, and the first integration step);
- *   - next step, the scheme's producing pass (ReSprop's difference/threshold over G) writes this
- *     format directly, fused, because compressing a dense S costs 30-60% of the sparse kernels'
- *     time on small layers (see CPU-NOTES);
+ * channel chan[j] (k, ascending within a row) and value val[j]. This is THE interchange format:
+ *   - the scheme's producing pass (ReSprop's difference/threshold over G) writes it directly, fused,
+ *     through the slot-writer protocol below (compressing a dense S in a second pass costs 30-60% of
+ *     the sparse kernels' time on small layers, see CPU-NOTES); schemes without a fused writer have
+ *     their dense S compressed by sparse_from_dense;
+ *   - the CPU kernels (core/sparse_kernels.h) read it;
  *   - GSCN-sim (accel/) reads the same format (with the layer shapes) to time the accelerator.
+ * A structured scheme (resprop-vec) writes rows that are either empty or full (all K channels in
+ * order): sparse_rows_structured recognises that, and the gathered-GEMM kernels use it.
  *
- * Ownership: SparseGrad and SparseWorkspace are value objects the caller owns (x_init / x_deinit;
- * deinit accepts a zeroed or already deinit'ed struct). Everything is allocated through core/mem.h
- * at init; from_dense, to_dense and the kernels allocate nothing.
- *
- * Layouts: activations NHWC (N,H,W,C); the kernels' weights are OHWI (K,R,S,C), i.e. channel vectors
- * innermost. The kernels are reference implementations (correct first, OpenMP over samples / over
- * private dW slots), deterministic for a given workspace. */
+ * Ownership: SparseGrad is a value object the caller owns (sparse_init / sparse_deinit; deinit
+ * accepts a zeroed or already deinit'ed struct). Everything is allocated through core/mem.h at init;
+ * nothing else here allocates. */
 #ifndef RESPROP_SPARSE_H
 #define RESPROP_SPARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,32 +61,21 @@ void sparse_to_dense(const SparseGrad *sg, float *s);
 /* nnz / (N*P*Q*K). */
 double sparse_density(const SparseGrad *sg);
 
-/* Per-slot private weight-gradient accumulators for sparse_conv_bwd_weights, created once (when the
- * model is built) for the largest layer. The result depends only on n_slots (the samples are split
- * into n_slots contiguous ranges, one private dW each, summed in slot order), not on how many
- * threads OpenMP actually runs: bit-identical across calls. */
-typedef struct {
-    int n_slots;       /* number of private accumulators (normally the thread count) */
-    size_t dw_elems;   /* capacity of each, in floats (>= K*R*S*C of any layer used with it) */
-    float *dw_priv;    /* (n_slots, dw_elems) */
-} SparseWorkspace;
+/* ---- the slot-writer protocol (fused producers, no allocation) ----------------------------------
+ * A producer writes in parallel over n_slots contiguous ranges of whole samples. Slot t owns the rows
+ * [lo, hi) given by sparse_slot_rows, and writes its nonzeros in row order from index lo * K (its own
+ * region; this needs nnz_cap >= N*P*Q*K, see sparse_init), setting row_ptr[i + 1] to the index one
+ * past row i's last nonzero for each of its rows. sparse_slot_finish then compacts the slots in order
+ * into the plain CSR above and sets nnz. The result does not depend on n_slots. */
 
-/* n_slots <= 0 means omp_get_max_threads(). Returns 0, ERR_SHAPE (dw_elems 0) or ERR_NOMEM;
- * on failure *ws is zeroed. */
-int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems);
-void sparse_workspace_deinit(SparseWorkspace *ws);
+/* Rows [*lo, *hi) of slot t of n_slots (samples t*N/n_slots .. (t+1)*N/n_slots). */
+void sparse_slot_rows(const SparseGrad *sg, int t, int n_slots, size_t *lo, size_t *hi);
+/* 0, or ERR_SHAPE (logged) when nnz_cap < N*P*Q*K, which the protocol needs. */
+int sparse_slot_check(const SparseGrad *sg);
+/* Compacts the n_slots regions written as above into plain CSR; sets row_ptr[0] = 0 and nnz. */
+void sparse_slot_finish(SparseGrad *sg, int n_slots);
 
-/* dx (N,H,W,C) NHWC, overwritten = the input gradient of the convolution for output gradient s and
- * weights w_ohwi (K,R,S,C): for each nonzero (n,p,q,k,v) and tap (r,s) inside the input,
- * dx[n, p*stride-pad+r, q*stride-pad+s, :] += v * w[k,r,s,:]. Parallel over samples (no races).
- * s's shape must match g (ASSERT). Allocates nothing. */
-void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx);
-
-/* dw_ohwi (K,R,S,C), overwritten = the weight gradient for output gradient s and input x (N,H,W,C):
- * dw[k,r,s,:] += v * x[n, p*stride-pad+r, q*stride-pad+s, :] over the nonzeros and in-bounds taps.
- * Accumulates into ws's private slots (ASSERT K*R*S*C <= ws->dw_elems), then sums them in slot
- * order. Deterministic for a given ws->n_slots. Allocates nothing. */
-void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
-                             float *dw_ohwi);
+/* Whether every row is empty or holds all K channels (structured rows), and how many are full. */
+bool sparse_rows_structured(const SparseGrad *sg, size_t *n_full);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/mem.h"
 #include "core/rng.h"
 #include "core/sparse.h"
+#include "core/sparse_kernels.h"
 #include "tests/testutil.h"
 
 #define TOL 1e-4
