@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -39,7 +44,7 @@ static const CfgKey resprop_keys[] = {
      "apply ReSprop to fully connected layers too"},
 };
 
-static const CfgTable resprop_table = {
+const CfgTable resprop_options_table = {
     .keys = resprop_keys,
     .n_keys = (int)(sizeof resprop_keys / sizeof resprop_keys[0]),
     .extra_prefix = NULL,
@@ -131,9 +136,10 @@ static float resprop_tau_float(double tau) {
     return f;
 }
 
-/* ---- per-layer state --------------------------------------------------------------------------- */
+/* ---- per-layer state (shared by the variants) ----------------------------------------------- */
 
 typedef struct {
+    const ResPropVariant *v; /* the variant (its mask, name, blob magic); not owned */
     GradShape shape;
     double reuse;          /* nominal reuse sparsity RS in [0, 1) */
     ResPropWarmup warmup;  /* parsed from the options at create */
@@ -147,7 +153,7 @@ typedef struct {
 } ResPropState;
 
 /* Checkpoint blob: this header (no padding: 8 x 4 + 8 bytes), then buf[0] and buf[1], each
- * P*Q*K floats, in native byte order. */
+ * P*Q*K floats, in native byte order. The magic is the variant's. */
 #define RESPROP_BLOB_MAGIC 0x50525352u /* "RSRP" */
 #define RESPROP_BLOB_VERSION 1u
 typedef struct {
@@ -157,42 +163,45 @@ typedef struct {
     double tau;
 } ResPropBlobHeader;
 
-static void resprop_layer_destroy(void *state) {
+void resprop_state_destroy(void *state) {
     ResPropState *s = state;
     if (!s) return;
     mem_free(s->block);
     mem_free(s);
 }
 
-static int resprop_layer_create(void **state, const void *cfg, GradShape shape, double reuse) {
+int resprop_state_create(void **state, const ResPropVariant *v, const ResPropOptions *o, GradShape shape,
+                         double reuse) {
     int rc = 0;
-    const ResPropOptions *o = cfg;
     ResPropState *s = NULL;
     ResPropWarmup mode = RESPROP_WARMUP_NONE;
     double frac = 1.0;
+    const char *name = v->name;
     *state = NULL;
     if (shape.n < 1 || shape.p < 1 || shape.q < 1 || shape.k < 1)
-        FAIL(ERR_SHAPE, "scheme resprop: gradient shape (%d,%d,%d,%d) has an empty dimension", shape.n, shape.p,
+        FAIL(ERR_SHAPE, "scheme %s: gradient shape (%d,%d,%d,%d) has an empty dimension", name, shape.n, shape.p,
              shape.q, shape.k);
-    if (!(reuse >= 0.0 && reuse < 1.0)) FAIL(ERR_CONFIG, "scheme resprop: reuse sparsity %g: expected a number in [0, 1)", reuse);
+    if (!(reuse >= 0.0 && reuse < 1.0))
+        FAIL(ERR_CONFIG, "scheme %s: reuse sparsity %g: expected a number in [0, 1)", name, reuse);
     TRY(resprop_parse_warmup(o->warmup, &mode, &frac));
     if (strcmp(o->sample, "random") != 0 && strcmp(o->sample, "batchmean") != 0)
-        FAIL(ERR_CONFIG, "scheme resprop: key 'sample' value '%s': expected one of random|batchmean", o->sample);
+        FAIL(ERR_CONFIG, "scheme %s: key 'sample' value '%s': expected one of random|batchmean", name, o->sample);
     if (!(o->margin >= 0.0 && o->margin <= 1.0))
-        FAIL(ERR_CONFIG, "scheme resprop: key 'margin' value %g: expected a number in [0, 1]", o->margin);
+        FAIL(ERR_CONFIG, "scheme %s: key 'margin' value %g: expected a number in [0, 1]", name, o->margin);
     if (!(o->tau_min > 0.0 && o->tau_min <= o->tau_max && isfinite(o->tau_max)))
-        FAIL(ERR_CONFIG, "scheme resprop: keys 'tau_min' = %g and 'tau_max' = %g: expected 0 < tau_min <= tau_max",
-             o->tau_min, o->tau_max);
+        FAIL(ERR_CONFIG, "scheme %s: keys 'tau_min' = %g and 'tau_max' = %g: expected 0 < tau_min <= tau_max",
+             name, o->tau_min, o->tau_max);
     if (!(o->tau_init >= o->tau_min && o->tau_init <= o->tau_max))
-        FAIL(ERR_CONFIG, "scheme resprop: key 'tau_init' value %g: expected a number in [tau_min, tau_max] = [%g, %g]",
-             o->tau_init, o->tau_min, o->tau_max);
+        FAIL(ERR_CONFIG, "scheme %s: key 'tau_init' value %g: expected a number in [tau_min, tau_max] = [%g, %g]",
+             name, o->tau_init, o->tau_min, o->tau_max);
 
     size_t m = grad_sample(shape);
     size_t stride = (m + 15) & ~(size_t)15; /* keeps buf[1] 64-byte aligned */
     s = mem_calloc(1, sizeof *s);
-    if (!s) FAIL(ERR_NOMEM, "scheme resprop: out of memory for the layer state");
+    if (!s) FAIL(ERR_NOMEM, "scheme %s: out of memory for the layer state", name);
     s->block = mem_calloc(2 * stride, sizeof(float));
-    if (!s->block) FAIL(ERR_NOMEM, "scheme resprop: out of memory for R (2 x %zu floats)", m);
+    if (!s->block) FAIL(ERR_NOMEM, "scheme %s: out of memory for R (2 x %zu floats)", name, m);
+    s->v = v;
     s->shape = shape;
     s->reuse = reuse;
     s->warmup = mode;
@@ -206,7 +215,7 @@ static int resprop_layer_create(void **state, const void *cfg, GradShape shape, 
     *state = s;
     return 0;
 fail:
-    resprop_layer_destroy(s);
+    resprop_state_destroy(s);
     return rc;
 }
 
@@ -228,33 +237,37 @@ static void resprop_batch_mean(float *restrict dst, const float *restrict g, int
     }
 }
 
-static int resprop_sparsify(void *state, const void *cfg, const SchemeStep *st, SchemeOut *out) {
+/* 0 when csr can take this layer's S through the slot-writer protocol, else ERR_SHAPE (logged). */
+static int resprop_csr_check(const ResPropState *s, const SparseGrad *csr) {
+    int rc = 0;
+    const GradShape sh = s->shape;
+    if (csr->n != sh.n || csr->p != sh.p || csr->q != sh.q || csr->k != sh.k)
+        FAIL(ERR_SHAPE, "scheme %s: sparse gradient of shape (%d,%d,%d,%d) for a layer of shape (%d,%d,%d,%d)",
+             s->v->name, csr->n, csr->p, csr->q, csr->k, sh.n, sh.p, sh.q, sh.k);
+    TRY(sparse_slot_check(csr));
+fail:
+    return rc;
+}
+
+int resprop_state_sparsify(void *state, const void *cfg, const SchemeStep *st, SchemeOut *out) {
+    int rc = 0;
     ResPropState *s = state;
     const ResPropOptions *o = cfg;
     ASSERT(s && o && st && out && out->g && out->s);
     const int n = s->shape.n;
     const size_t m = grad_sample(s->shape), total = grad_count(s->shape);
-    const float *restrict g = out->g; /* (N,P,Q,K) */
-    float *restrict dst = out->s;     /* (N,P,Q,K) */
+    const float *restrict g = out->g;         /* (N,P,Q,K) */
     const float *restrict r = s->buf[s->cur]; /* (P,Q,K): the previous step's sample */
+    out->csr_written = false;
+    out->structured = false;
 
     if (resprop_reuse_allowed(st, s->valid, o->reset_each_epoch)) {
-        /* steps 1-2: S = D where |D| > tau, D = G - broadcast_N(R) */
-        const float tf = resprop_tau_float(s->tau);
-        size_t nnz = 0;
-#pragma omp parallel for reduction(+ : nnz) schedule(static) if (total >= RESPROP_OMP_MIN)
-        for (int i = 0; i < n; i++) {
-            const float *restrict gi = g + (size_t)i * m;
-            float *restrict si = dst + (size_t)i * m;
-            size_t cnt = 0;
-#pragma omp simd reduction(+ : cnt)
-            for (size_t j = 0; j < m; j++) {
-                float d = gi[j] - r[j];
-                int keep = fabsf(d) > tf;
-                si[j] = keep ? d : 0.0f;
-                cnt += (size_t)keep;
-            }
-            nnz += cnt;
+        if (out->csr) TRY(resprop_csr_check(s, out->csr));
+        /* steps 1-2: the variant's mask, into out->csr or out->s */
+        size_t nnz = s->v->mask(s->shape, g, r, s->tau, out->s, out->csr);
+        if (out->csr) {
+            out->csr_written = true;
+            out->structured = s->v->structured;
         }
         /* step 3: the executor adds R back to every sample */
         out->density = (double)nnz / (double)total;
@@ -267,7 +280,7 @@ static int resprop_sparsify(void *state, const void *cfg, const SchemeStep *st, 
         s->tau = resprop_controller(s->tau, out->density, target, o->tau_min, o->tau_max);
     } else {
         /* step 6: no valid R, the dense gradient; the controller does not run */
-        memcpy(dst, g, total * sizeof *dst);
+        memcpy(out->s, g, total * sizeof *out->s);
         out->density = 1.0;
         out->r = NULL;
         out->tau = s->tau;
@@ -285,22 +298,23 @@ static int resprop_sparsify(void *state, const void *cfg, const SchemeStep *st, 
     }
     s->cur = 1 - s->cur;
     s->valid = true;
-    return 0;
+fail:
+    return rc;
 }
 
 /* ---- checkpointing ----------------------------------------------------------------------------- */
 
-static size_t resprop_state_bytes(const void *state) {
+size_t resprop_state_bytes(const void *state) {
     const ResPropState *s = state;
     return sizeof(ResPropBlobHeader) + 2 * grad_sample(s->shape) * sizeof(float);
 }
 
-static void resprop_state_save(const void *state, void *blob) {
+void resprop_state_save(const void *state, void *blob) {
     const ResPropState *s = state;
     size_t m = grad_sample(s->shape);
     ResPropBlobHeader h;
     memset(&h, 0, sizeof h);
-    h.magic = RESPROP_BLOB_MAGIC;
+    h.magic = s->v->blob_magic;
     h.version = RESPROP_BLOB_VERSION;
     h.n = s->shape.n;
     h.p = s->shape.p;
@@ -315,24 +329,26 @@ static void resprop_state_save(const void *state, void *blob) {
     memcpy(b + sizeof h + m * sizeof(float), s->buf[1], m * sizeof(float));
 }
 
-static int resprop_state_load(void *state, const void *blob, size_t bytes) {
+int resprop_state_load(void *state, const void *blob, size_t bytes) {
     int rc = 0;
     ResPropState *s = state;
+    const char *name = s->v->name;
     size_t m = grad_sample(s->shape);
     const unsigned char *b = blob;
     ResPropBlobHeader h;
     if (bytes != resprop_state_bytes(s))
-        FAIL(ERR_FORMAT, "scheme resprop: layer state blob has %zu bytes, expected %zu", bytes, resprop_state_bytes(s));
+        FAIL(ERR_FORMAT, "scheme %s: layer state blob has %zu bytes, expected %zu", name, bytes,
+             resprop_state_bytes(s));
     memcpy(&h, b, sizeof h);
-    if (h.magic != RESPROP_BLOB_MAGIC || h.version != RESPROP_BLOB_VERSION)
-        FAIL(ERR_FORMAT, "scheme resprop: layer state blob: bad magic 0x%08x or version %u (expected 0x%08x, %u)",
-             (unsigned)h.magic, (unsigned)h.version, RESPROP_BLOB_MAGIC, RESPROP_BLOB_VERSION);
+    if (h.magic != s->v->blob_magic || h.version != RESPROP_BLOB_VERSION)
+        FAIL(ERR_FORMAT, "scheme %s: layer state blob: bad magic 0x%08x or version %u (expected 0x%08x, %u)", name,
+             (unsigned)h.magic, (unsigned)h.version, (unsigned)s->v->blob_magic, RESPROP_BLOB_VERSION);
     if (h.n != s->shape.n || h.p != s->shape.p || h.q != s->shape.q || h.k != s->shape.k)
-        FAIL(ERR_FORMAT, "scheme resprop: layer state blob is for shape (%d,%d,%d,%d), the layer has (%d,%d,%d,%d)",
-             (int)h.n, (int)h.p, (int)h.q, (int)h.k, s->shape.n, s->shape.p, s->shape.q, s->shape.k);
+        FAIL(ERR_FORMAT, "scheme %s: layer state blob is for shape (%d,%d,%d,%d), the layer has (%d,%d,%d,%d)",
+             name, (int)h.n, (int)h.p, (int)h.q, (int)h.k, s->shape.n, s->shape.p, s->shape.q, s->shape.k);
     if ((h.cur != 0 && h.cur != 1) || (h.valid != 0 && h.valid != 1) || !isfinite(h.tau) || !(h.tau > 0.0))
-        FAIL(ERR_FORMAT, "scheme resprop: layer state blob: bad buffer index %d, valid flag %d or tau %g", (int)h.cur,
-             (int)h.valid, h.tau);
+        FAIL(ERR_FORMAT, "scheme %s: layer state blob: bad buffer index %d, valid flag %d or tau %g", name,
+             (int)h.cur, (int)h.valid, h.tau);
     memcpy(s->buf[0], b + sizeof h, m * sizeof(float));
     memcpy(s->buf[1], b + sizeof h + m * sizeof(float), m * sizeof(float));
     s->cur = h.cur;
@@ -342,14 +358,106 @@ fail:
     return rc;
 }
 
+/* ---- resprop's mask: elementwise |D| > tau ------------------------------------------------------ */
+
+/* The dense S (N,P,Q,K) of one step. */
+static size_t resprop_mask_dense(const float *restrict g, const float *restrict r, float *restrict dst, int n,
+                                 size_t m, float tf) {
+    size_t nnz = 0, total = (size_t)n * m;
+#pragma omp parallel for reduction(+ : nnz) schedule(static) if (total >= RESPROP_OMP_MIN)
+    for (int i = 0; i < n; i++) {
+        const float *restrict gi = g + (size_t)i * m;
+        float *restrict si = dst + (size_t)i * m;
+        size_t cnt = 0;
+#pragma omp simd reduction(+ : cnt)
+        for (size_t j = 0; j < m; j++) {
+            float d = gi[j] - r[j];
+            int keep = fabsf(d) > tf;
+            si[j] = keep ? d : 0.0f;
+            cnt += (size_t)keep;
+        }
+        nnz += cnt;
+    }
+    return nnz;
+}
+
+/* One pixel's K channels: the kept D = g - r (|D| > tf) appended to val/chan in ascending k.
+ * Returns how many were kept. */
+static inline size_t resprop_mask_row(const float *restrict g, const float *restrict r, int k_count, float tf,
+                                      float *restrict val, uint16_t *restrict chan) {
+    size_t cnt = 0;
+#ifdef __AVX512F__
+    const __m512 vt = _mm512_set1_ps(tf);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int k0 = 0; k0 < k_count; k0 += 16) {
+        int left = k_count - k0;
+        __mmask16 lm = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, g + k0), _mm512_maskz_loadu_ps(lm, r + k0));
+        __mmask16 keep = _mm512_mask_cmp_ps_mask(lm, _mm512_abs_ps(d), vt, _CMP_GT_OQ);
+        _mm512_mask_compressstoreu_ps(val + cnt, keep, d);
+        __m512i idx = _mm512_maskz_compress_epi32(keep, _mm512_add_epi32(_mm512_set1_epi32(k0), iota));
+        unsigned pc = (unsigned)__builtin_popcount((unsigned)keep);
+        _mm512_mask_cvtepi32_storeu_epi16(chan + cnt, (__mmask16)((1u << pc) - 1u), idx);
+        cnt += pc;
+    }
+#else
+    for (int k = 0; k < k_count; k++) {
+        float d = g[k] - r[k];
+        if (fabsf(d) > tf) {
+            val[cnt] = d;
+            chan[cnt] = (uint16_t)k;
+            cnt++;
+        }
+    }
+#endif
+    return cnt;
+}
+
+/* S into csr through the slot-writer protocol (slots = omp_get_max_threads(), one per thread). */
+static size_t resprop_mask_csr(GradShape sh, const float *restrict g, const float *restrict r, float tf,
+                               SparseGrad *csr) {
+    const int n_slots = omp_get_max_threads();
+    const size_t k_count = (size_t)sh.k, pq = (size_t)sh.p * sh.q;
+#pragma omp parallel for schedule(static) num_threads(n_slots) if (grad_count(sh) >= RESPROP_OMP_MIN)
+    for (int t = 0; t < n_slots; t++) {
+        size_t lo, hi;
+        sparse_slot_rows(csr, t, n_slots, &lo, &hi);
+        size_t pos = lo * k_count;
+        for (size_t i = lo; i < hi; i++) {
+            size_t j = i % pq; /* the pixel within the sample: R's row */
+            pos += resprop_mask_row(g + i * k_count, r + j * k_count, sh.k, tf, csr->val + pos, csr->chan + pos);
+            csr->row_ptr[i + 1] = (int32_t)pos;
+        }
+    }
+    sparse_slot_finish(csr, n_slots);
+    return csr->nnz;
+}
+
+static size_t resprop_mask(GradShape sh, const float *g, const float *r, double tau, float *s, SparseGrad *csr) {
+    const float tf = resprop_tau_float(tau);
+    if (csr) return resprop_mask_csr(sh, g, r, tf, csr);
+    return resprop_mask_dense(g, r, s, sh.n, grad_sample(sh), tf);
+}
+
+static const ResPropVariant resprop_variant = {
+    .name = "resprop",
+    .blob_magic = RESPROP_BLOB_MAGIC,
+    .mask = resprop_mask,
+    .structured = false,
+};
+
+static int resprop_layer_create(void **state, const void *cfg, GradShape shape, double reuse) {
+    return resprop_state_create(state, &resprop_variant, cfg, shape, reuse);
+}
+
 const Scheme scheme_resprop = {
     .name = "resprop",
     .summary = "ReSprop: reuse one stored sample's gradient, propagate |G - R| > tau (controller to a target density)",
-    .options = &resprop_table,
+    .options = &resprop_options_table,
     .cfg_size = sizeof(ResPropOptions),
     .layer_create = resprop_layer_create,
-    .layer_destroy = resprop_layer_destroy,
-    .sparsify = resprop_sparsify,
+    .layer_destroy = resprop_state_destroy,
+    .sparsify = resprop_state_sparsify,
     .state_bytes = resprop_state_bytes,
     .state_save = resprop_state_save,
     .state_load = resprop_state_load,

@@ -31,14 +31,23 @@
  * holding the previous step's sample, then stores this step's sample into the other one, so out->r
  * stays valid and unchanged until the next sparsify call of the layer, as scheme.h requires.
  * sparsify never allocates; its loops run under OpenMP over samples/elements, and nnz is an integer
- * reduction, so results are deterministic for any thread count. */
+ * reduction, so results are deterministic for any thread count.
+ *
+ * The fused CSR path (the sparse backend): when out->csr is given on a sparse step, the one pass over
+ * G writes S (the same entries, bit for bit, as the dense path) straight into the CSR through the
+ * slot-writer protocol of core/sparse.h (omp_get_max_threads() slots; AVX-512 compress stores where
+ * the build has AVX-512F, a scalar loop otherwise), sets csr_written and leaves out->s unwritten.
+ * The result does not depend on the thread count. */
 #ifndef RESPROP_BASELINES_RESPROP_H
 #define RESPROP_BASELINES_RESPROP_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "core/config.h"
 #include "core/scheme.h"
+#include "core/sparse.h"
 
 extern const Scheme scheme_resprop;
 
@@ -91,5 +100,48 @@ bool resprop_reuse_allowed(const SchemeStep *st, bool have_r, bool reset_each_ep
 
 /* The `fc` option of a ResPropOptions (cfg): whether the executor applies ReSprop to FC layers too. */
 bool resprop_applies_to_fc(const void *cfg);
+
+/* ---- the machinery shared by the ReSprop variants (resprop, resprop-vec) -------------------------
+ * A variant differs from resprop only in how it turns D = G - broadcast_N(R) into S (steps 1-2): its
+ * ResPropVariant names a mask function, and everything else (options, per-layer state with the
+ * double-buffered R, warm-up target, controller, dense steps, storing R, checkpoint blob) is the code
+ * below. The state functions have the signatures of core/scheme.h's hooks, so a variant's Scheme
+ * table points at them directly and only its layer_create is its own (resprop_state_create with
+ * its variant). */
+
+/* Steps 1-2 of a variant for one sparse step: S from g (N,P,Q,K) and r (P,Q,K) at threshold tau.
+ * With csr == NULL it writes the dense s (N,P,Q,K) (zeros where dropped); otherwise it writes S into
+ * csr (of shape (N,P,Q,K), already checked with sparse_slot_check) through the slot-writer protocol
+ * of core/sparse.h, finishing it, and leaves s unwritten. Returns nnz(S). Must not allocate. */
+typedef size_t (*ResPropMaskFn)(GradShape shape, const float *g, const float *r, double tau, float *s,
+                                SparseGrad *csr);
+
+typedef struct {
+    const char *name;      /* the scheme's name, for messages */
+    uint32_t blob_magic;   /* the variant's checkpoint-blob magic (blobs do not cross variants) */
+    ResPropMaskFn mask;    /* steps 1-2 */
+    bool structured;       /* the mask's CSR rows are empty or full (SchemeOut.structured) */
+} ResPropVariant;
+
+/* The options table of every variant (a CfgTable over ResPropOptions; keys listed above). */
+extern const CfgTable resprop_options_table;
+
+/* Validates the options (ERR_CONFIG naming the key, ERR_SHAPE for an empty shape) and creates the
+ * per-layer state of variant v (which must outlive it) for gradients of `shape` at nominal reuse RS
+ * `reuse` in [0, 1). *state is NULL on failure. Owned by the caller: resprop_state_destroy. */
+int resprop_state_create(void **state, const ResPropVariant *v, const ResPropOptions *o, GradShape shape,
+                         double reuse);
+void resprop_state_destroy(void *state); /* accepts NULL */
+/* One step (the numbered steps at the top of this file, S by the variant's mask). cfg is the
+ * ResPropOptions the state was created with. When out->csr is non-NULL on a sparse step, S goes into
+ * it (csr_written = true, structured = the variant's), else into out->s; a dense step always writes
+ * out->s. Returns 0, or ERR_SHAPE (logged) when out->csr does not match the layer's shape or its
+ * capacity is too small for the slot-writer protocol; nothing is changed then. Never allocates. */
+int resprop_state_sparsify(void *state, const void *cfg, const SchemeStep *st, SchemeOut *out);
+/* The checkpoint blob: header (magic of the variant, version, shape, buffer index, valid, tau), then
+ * both R buffers. load returns ERR_FORMAT (logged) on a wrong size, magic, version or shape. */
+size_t resprop_state_bytes(const void *state);
+void resprop_state_save(const void *state, void *blob);
+int resprop_state_load(void *state, const void *blob, size_t bytes);
 
 #endif

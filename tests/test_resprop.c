@@ -1,10 +1,12 @@
 /* test_resprop.c: the ReSprop scheme against straightforward reference loops (mask, stored sample,
  * batch mean, dense steps), its pure functions at their breakpoints (controller, target density of
- * the three warm-up modes, warm-up parsing), option validation, checkpoint round trip, and that
- * sparsify neither allocates nor leaks. */
+ * the three warm-up modes, warm-up parsing), option validation, checkpoint round trip, that
+ * sparsify neither allocates nor leaks, and that the fused CSR writer (SchemeOut.csr) produces
+ * exactly the S of the dense path for any thread count. */
 #include "tests/testutil.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "core/rng.h"
+#include "core/sparse.h"
 
 #define TOL_D 1e-12 /* double schedule values */
 
@@ -668,6 +671,168 @@ static void test_resprop_state_roundtrip(void **state) {
     assert_int_equal(mem_live_bytes(), live0);
 }
 
+/* ---- the fused CSR writer ------------------------------------------------------------------------ */
+
+/* The CSR is well formed: rows monotone from 0 to nnz, channels strictly ascending and < K, no
+ * stored zero. */
+static void assert_csr_valid(const SparseGrad *sg) {
+    size_t rows = (size_t)sg->n * sg->p * sg->q;
+    assert_int_equal(sg->row_ptr[0], 0);
+    assert_int_equal((size_t)sg->row_ptr[rows], sg->nnz);
+    for (size_t i = 0; i < rows; i++) {
+        assert_true(sg->row_ptr[i] <= sg->row_ptr[i + 1]);
+        for (int32_t j = sg->row_ptr[i]; j < sg->row_ptr[i + 1]; j++) {
+            assert_true(sg->chan[j] < sg->k);
+            assert_true(sg->val[j] != 0.0f);
+            if (j > sg->row_ptr[i]) assert_true(sg->chan[j] > sg->chan[j - 1]);
+        }
+    }
+}
+
+/* Two states over the same inputs, one writing the dense S, the other the CSR: on every sparse step
+ * the CSR expands to exactly the dense S, density/tau/R agree, out->s is left untouched; dense steps
+ * write s in both. With `threads` OpenMP threads; no allocation inside sparsify. */
+static void check_fused(GradShape sh, int threads, const char *tau_init) {
+    size_t live0 = mem_live_bytes();
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    enum { STEPS = 9, SPE = 4 };
+    const size_t m = grad_sample(sh), cnt = grad_count(sh);
+    ResPropOptions o;
+    opts_default(&o);
+    opts_set(&o, "warmup", "none");
+    opts_set(&o, "tau_init", tau_init);
+    void *a = create(&o, sh, 0.7), *b = create(&o, sh, 0.7);
+    float *g = mem_alloc(cnt * sizeof(float)), *sa = mem_alloc(cnt * sizeof(float));
+    float *sb = mem_alloc(cnt * sizeof(float)), *back = mem_alloc(cnt * sizeof(float));
+    assert_true(g && sa && sb && back);
+    SparseGrad csr;
+    assert_int_equal(sparse_init(&csr, sh.n, sh.p, sh.q, sh.k, cnt), 0);
+    int n_sparse = 0;
+    size_t allocs0 = mem_n_allocs();
+    for (long k = 0; k < STEPS; k++) {
+        fill_normal(g, cnt, 1000 + (uint64_t)k);
+        if (k == 5)
+            for (size_t i = 0; i < cnt; i += 7) g[i] = 0.0f; /* some D exactly -R, some R exactly 0 */
+        SchemeStep ss = step_at(k, SPE, STEPS, 40 + (uint64_t)k);
+        SchemeOut oa, ob;
+        run_step(a, &o, &ss, g, sa, &oa);
+        for (size_t i = 0; i < cnt; i++) sb[i] = -7.0f; /* must stay untouched on fused steps */
+        memset(&ob, 0, sizeof ob);
+        ob.g = g;
+        ob.s = sb;
+        ob.csr = &csr;
+        ob.csr_written = true; /* stale values from an earlier step must be overwritten */
+        ob.structured = true;
+        assert_int_equal(scheme_resprop.sparsify(b, &o, &ss, &ob), 0);
+        assert_true(oa.dense == ob.dense);
+        assert_true(oa.density == ob.density);
+        assert_true(oa.tau == ob.tau);
+        assert_true((oa.r == NULL) == (ob.r == NULL));
+        assert_false(ob.structured);
+        if (oa.dense) {
+            assert_false(ob.csr_written);
+            assert_memory_equal(sb, g, cnt * sizeof(float));
+            continue;
+        }
+        n_sparse++;
+        assert_true(ob.csr_written);
+        assert_memory_equal(oa.r, ob.r, m * sizeof(float));
+        for (size_t i = 0; i < cnt; i++) assert_true(sb[i] == -7.0f);
+        assert_csr_valid(&csr);
+        assert_true(ob.density == (double)csr.nnz / (double)cnt);
+        sparse_to_dense(&csr, back);
+        assert_memory_equal(back, sa, cnt * sizeof(float)); /* bit for bit */
+    }
+    assert_int_equal(mem_n_allocs(), allocs0);
+    assert_true(n_sparse >= 4);
+    sparse_deinit(&csr);
+    mem_free(g);
+    mem_free(sa);
+    mem_free(sb);
+    mem_free(back);
+    scheme_resprop.layer_destroy(a);
+    scheme_resprop.layer_destroy(b);
+    omp_set_num_threads(saved_threads);
+    assert_int_equal(mem_live_bytes(), live0);
+}
+
+static void test_resprop_fused_csr(void **state) {
+    (void)state;
+    static const GradShape shapes[] = {
+        {3, 2, 3, 3},    /* K = 3: one masked tail */
+        {2, 3, 2, 16},   /* exactly one vector */
+        {4, 2, 2, 21},   /* one vector and a tail */
+        {3, 4, 5, 64},
+        {5, 3, 3, 40},   /* N not a multiple of the slots */
+        {1, 2, 2, 7},    /* one sample: an empty slot with two threads */
+        {8, 16, 16, 17}, /* > RESPROP_OMP_MIN elements: the parallel path */
+    };
+    static const char *const taus[] = {"0.5", "1e-30", "1.0"}; /* mixed, keep-all, keep-few */
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        for (int threads = 1; threads <= 2; threads++) {
+            for (size_t t = 0; t < sizeof taus / sizeof taus[0]; t++) check_fused(shapes[i], threads, taus[t]);
+        }
+    }
+}
+
+/* A CSR of the wrong shape or without room for the slot-writer protocol is refused with ERR_SHAPE
+ * before anything changes; the next good call matches an untouched twin. */
+static void test_resprop_fused_csr_errors(void **state) {
+    (void)state;
+    size_t live0 = mem_live_bytes();
+    GradShape sh = {2, 2, 2, 5};
+    const size_t cnt = grad_count(sh);
+    ResPropOptions o;
+    opts_default(&o);
+    opts_set(&o, "warmup", "none");
+    opts_set(&o, "reset_each_epoch", "false");
+    opts_set(&o, "tau_init", "0.5");
+    void *a = create(&o, sh, 0.5), *b = create(&o, sh, 0.5);
+    float g[40], sa[40], sb[40], back[40];
+    SparseGrad small, other, good;
+    assert_int_equal(sparse_init(&small, 2, 2, 2, 5, cnt - 1), 0);
+    assert_int_equal(sparse_init(&other, 2, 2, 5, 2, cnt), 0);
+    assert_int_equal(sparse_init(&good, 2, 2, 2, 5, cnt), 0);
+    SchemeOut oa, ob;
+    for (long k = 0; k < 3; k++) {
+        fill_normal(g, cnt, 60 + (uint64_t)k);
+        SchemeStep ss = step_at(k, 100, 1000, 7 + (uint64_t)k);
+        run_step(a, &o, &ss, g, sa, &oa);
+        if (k >= 1) {
+            SparseGrad *bad[2] = {&small, &other};
+            for (int j = 0; j < 2; j++) {
+                TuCapture cap;
+                int rc = 0;
+                memset(&ob, 0, sizeof ob);
+                ob.g = g;
+                ob.s = sb;
+                ob.csr = bad[j];
+                TU_CAPTURE(&cap, rc = scheme_resprop.sparsify(b, &o, &ss, &ob));
+                assert_int_equal(rc, ERR_SHAPE);
+                assert_log_has(cap.text, "resprop");
+                assert_false(ob.csr_written);
+            }
+        }
+        memset(&ob, 0, sizeof ob);
+        ob.g = g;
+        ob.s = sb;
+        ob.csr = &good;
+        assert_int_equal(scheme_resprop.sparsify(b, &o, &ss, &ob), 0);
+        assert_true(oa.tau == ob.tau && oa.density == ob.density);
+        if (k >= 1) {
+            sparse_to_dense(&good, back);
+            assert_memory_equal(back, sa, sizeof back);
+        }
+    }
+    sparse_deinit(&small);
+    sparse_deinit(&other);
+    sparse_deinit(&good);
+    scheme_resprop.layer_destroy(a);
+    scheme_resprop.layer_destroy(b);
+    assert_int_equal(mem_live_bytes(), live0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resprop_defaults),
@@ -688,6 +853,8 @@ int main(void) {
         cmocka_unit_test(test_resprop_dense_steps_no_reset),
         cmocka_unit_test(test_resprop_ghat_equals_g),
         cmocka_unit_test(test_resprop_state_roundtrip),
+        cmocka_unit_test(test_resprop_fused_csr),
+        cmocka_unit_test(test_resprop_fused_csr_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
