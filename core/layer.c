@@ -72,6 +72,11 @@ struct Layer {
     LayerScheme *scheme;
     Step sch_w1_reorder, sch_data1, sch_wgt1, sch_dw1_reorder;
     dnnl_memory_t m_s, m_r, m_xsum, m_dx1, m_dw1, m_dw1_raw, m_w1;
+    /* backend sparse: the CSR view, the geometry, OHWI weight and weight-gradient reorders */
+    SparseGrad csr;
+    ConvGeom geom;
+    Step sp_w_reorder, sp_dw_reorder;
+    dnnl_memory_t m_w_ohwi, m_dw_ohwi;
 
     /* memories and buffers private to a kind (BN statistics, workspaces) */
     dnnl_memory_t owned_mem[LAYER_MAX_OWNED];
@@ -934,8 +939,11 @@ void layer_destroy(Layer *l) {
     step_deinit(&l->sch_data1);
     step_deinit(&l->sch_wgt1);
     step_deinit(&l->sch_dw1_reorder);
-    dnnl_memory_t sm[7] = {l->m_s, l->m_r, l->m_xsum, l->m_dx1, l->m_dw1, l->m_dw1_raw, l->m_w1};
-    for (int i = 0; i < 7; i++)
+    step_deinit(&l->sp_w_reorder);
+    step_deinit(&l->sp_dw_reorder);
+    dnnl_memory_t sm[9] = {l->m_s,  l->m_r,      l->m_xsum, l->m_dx1,      l->m_dw1,
+                           l->m_dw1_raw, l->m_w1, l->m_w_ohwi, l->m_dw_ohwi};
+    for (int i = 0; i < 9; i++)
         if (sm[i]) dnnl_memory_destroy(sm[i]);
     for (int i = 0; i < 2; i++) param_deinit(&l->params[i]);
     for (int i = 0; i < l->n_owned_mem; i++) dnnl_memory_destroy(l->owned_mem[i]);
@@ -1119,6 +1127,45 @@ fail:
     return rc;
 }
 
+int layer_conv_geom(const Layer *l, ConvGeom *g) {
+    int rc = 0;
+    if (l->spec.kind != LAYER_CONV) FAIL(ERR_SHAPE, "layer %s: not a conv layer", l->spec.name);
+    Dims4 in = l->in[0];
+    *g = sparse_geom(in.n, in.c, in.h, in.w, l->out.c, l->spec.kh, l->spec.kw, l->spec.stride, l->spec.pad);
+    TRY(sparse_geom_check(*g));
+fail:
+    return rc;
+}
+
+/* Backend sparse on a conv layer: the CSR view, the OHWI weight copy and the dW reorder back. */
+static int attach_sparse(Layer *l, const LayerScheme *ls) {
+    int rc = 0;
+    Param *p = &l->params[0];
+    if (!ls->csr_store || !ls->ws)
+        FAIL(ERR_SHAPE, "layer %s: backend sparse needs a CSR store and a workspace", l->spec.name);
+    TRY(layer_conv_geom(l, &l->geom));
+    TRY(sparse_view(&l->csr, ls->csr_store, l->out.n, l->out.h, l->out.w, l->out.c));
+    ConvGeom g = l->geom;
+    size_t n_w = (size_t)g.k * g.r * g.s * g.c;
+    if (n_w > ls->ws->dw_elems)
+        FAIL(ERR_SHAPE, "layer %s: %zu weights exceed the sparse workspace's %zu", l->spec.name, n_w, ls->ws->dw_elems);
+    if (!(ls->breakeven >= 0.0 && ls->breakeven <= 1.0))
+        FAIL(ERR_CONFIG, "layer %s: break-even density %g: expected a number in [0, 1]", l->spec.name, ls->breakeven);
+    dnnl_dims_t wd = {g.k, g.c, g.r, g.s};
+    dnnl_memory_desc_t ohwi;
+    TRY(md_plain(&ohwi, 4, wd, dnnl_ohwi));
+    TRY(shared_mem_new(l, &l->m_w_ohwi, &ohwi, CTX_SPARSE_W));
+    TRY(shared_mem_new(l, &l->m_dw_ohwi, &ohwi, CTX_SPARSE_DW));
+    TRY(step_reorder(l, &l->sp_w_reorder, &p->md, &ohwi));
+    step_arg(&l->sp_w_reorder, DNNL_ARG_FROM, p->m_w);
+    step_arg(&l->sp_w_reorder, DNNL_ARG_TO, l->m_w_ohwi);
+    TRY(step_reorder(l, &l->sp_dw_reorder, &ohwi, &p->md));
+    step_arg(&l->sp_dw_reorder, DNNL_ARG_FROM, l->m_dw_ohwi);
+    step_arg(&l->sp_dw_reorder, DNNL_ARG_TO, p->m_dw);
+fail:
+    return rc;
+}
+
 int layer_attach_scheme(Layer *l, LayerScheme *ls) {
     int rc = 0;
     dnnl_primitive_desc_t hint = NULL;
@@ -1205,6 +1252,7 @@ int layer_attach_scheme(Layer *l, LayerScheme *ls) {
     step_arg(&l->sch_wgt1, DNNL_ARG_SRC, l->m_xsum);
     step_arg(&l->sch_wgt1, DNNL_ARG_DIFF_DST, l->m_r);
     step_arg(&l->sch_wgt1, DNNL_ARG_DIFF_WEIGHTS, m_dw1_out);
+    if (ls->sparse && !fc) TRY(attach_sparse(l, ls));
     ls->cos_dw = NAN;
     l->scheme = ls;
 fail:
@@ -1228,6 +1276,23 @@ fail:
     return rc;
 }
 
+/* Backend sparse: the S terms with the CPU kernels on the CSR view (dx overwritten, dW into the
+ * parameter's stored layout). */
+static int conv_backward_sparse(Layer *l) {
+    int rc = 0;
+    LayerScheme *ls = l->scheme;
+    if (l->dx[0]) {
+        TRY(exec_step(l, &l->sp_w_reorder));
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        sparse_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, l->dx[0]);
+    }
+    sparse_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW]);
+    TRY(exec_step(l, &l->sp_dw_reorder));
+    DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+fail:
+    return rc;
+}
+
 static int conv_backward_scheme(Layer *l) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
@@ -1235,12 +1300,15 @@ static int conv_backward_scheme(Layer *l) {
     Param *p = &l->params[0];
     Dims4 in = l->in[0], out = l->out;
     TRY(sync_shared(l));
+    bool backend_sparse = l->m_w_ohwi != NULL;
     memset(o, 0, sizeof *o);
     o->g = l->dy;
     o->s = ls->s_buf;
     o->tau = NAN;
+    o->csr = backend_sparse ? &l->csr : NULL;
     TRY(ls->scheme->sparsify(ls->state, ls->cfg, &ls->step, o));
     ls->cos_dw = NAN;
+    ls->ran_sparse = false;
     float *dense_dw = l->ctx->shared[CTX_DENSE_DW];
     if (ls->want_dense_dw && !o->dense) { /* the true dense weight gradient, for comparison */
         TRY(conv_weight_grad(l, l->m_dy));
@@ -1252,13 +1320,26 @@ static int conv_backward_scheme(Layer *l) {
         if (ls->want_dense_dw) ls->cos_dw = 1.0;
         return 0;
     }
-    if (l->i_wbwd >= 0) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
-    if (l->dx[0]) TRY(exec_with(l, &l->bwd[l->i_data], DNNL_ARG_DIFF_DST, l->m_s));
-    TRY(conv_weight_grad(l, l->m_s));
+    bool run_sparse = backend_sparse && o->density <= ls->breakeven;
+    if (backend_sparse) {
+        if (o->csr_written && (!run_sparse || ls->want_dense_dw)) sparse_to_dense(&l->csr, ls->s_buf);
+        if (run_sparse && !o->csr_written) TRY(sparse_from_dense(&l->csr, ls->s_buf));
+    }
+    if (run_sparse) {
+        TRY(conv_backward_sparse(l));
+        ls->ran_sparse = true;
+    } else {
+        if (l->i_wbwd >= 0) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
+        if (l->dx[0]) TRY(exec_with(l, &l->bwd[l->i_data], DNNL_ARG_DIFF_DST, l->m_s));
+        TRY(conv_weight_grad(l, l->m_s));
+    }
     if (o->r) {
         DNNL_TRY(dnnl_memory_set_data_handle(l->m_r, (void *)o->r));
         size_t sample = dims_sample(in);
         if (l->dx[0]) {
+            /* the single-sample weights may be the main backward's reorder output, which the sparse
+             * path did not run */
+            if (run_sparse && l->i_wbwd >= 0) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
             if (l->sch_w1_reorder.prim) TRY(exec_step(l, &l->sch_w1_reorder));
             TRY(exec_step(l, &l->sch_data1));
         }

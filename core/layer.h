@@ -28,6 +28,8 @@
 #include "core/rng.h"
 #include "core/scheme.h"
 #include "core/shape.h"
+#include "core/sparse.h"
+#include "core/sparse_kernels.h"
 
 typedef enum {
     LAYER_INPUT = 0, /* the network input; no computation */
@@ -84,6 +86,8 @@ enum {
     CTX_REUSE_DW_RAW,
     CTX_REUSE_W,    /* the weights in the single-sample bwd_data layout, when it differs */
     CTX_DENSE_DW,   /* the dense weight gradient, for its cosine with the scheme's */
+    CTX_SPARSE_W,   /* backend sparse: the weights in OHWI, refreshed once per backward */
+    CTX_SPARSE_DW,  /* backend sparse: the weight gradient in OHWI, reordered into the stored layout */
     CTX_N_SHARED
 };
 
@@ -140,11 +144,18 @@ double layer_loss_value(const Layer *l);
 double layer_loss_sum(const Layer *l, int n_valid);
 int layer_loss_correct(const Layer *l, int k, int n_valid);
 
-/* A sparsity scheme on a conv layer (backend dnnl). Once attached, layer_backward sparsifies the
- * output gradient G (dy) with the scheme into S, then computes the split form with oneDNN on the
- * dense S: dX = bwd_data(S) + broadcast_N(bwd_data(R)), dW = bwd_weights(X, S) +
- * bwd_weights(sum_n X_n, R); a bias gradient stays dense (sum of G). A step the scheme marks dense
- * runs the plain path on G. All buffers and single-sample primitives are made at attach time. */
+/* A sparsity scheme on a conv or fc layer. Once attached, layer_backward sparsifies the output
+ * gradient G (dy) with the scheme into S and computes the split form
+ *   dX = bwd_data(S) + broadcast_N(bwd_data(R)),  dW = bwd_weights(X, S) + bwd_weights(sum_n X_n, R)
+ * with the single-sample terms (R) on oneDNN; a bias gradient stays dense (sum of G). A step the scheme
+ * marks dense runs the plain oneDNN path on G. The S terms run on
+ *   backend dnnl:   oneDNN on the dense S;
+ *   backend sparse (conv only, `sparse` set before attaching): the CPU kernels of core/sparse_kernels.h
+ *                   over the CSR S (written by the scheme's fused pass, or compressed from its dense S),
+ *                   with the weights reordered to OHWI once per backward -- when the step's density is
+ *                   at most `breakeven`; above it, S is expanded and the oneDNN path runs (ran_sparse
+ *                   false). The decision depends on the density only, so a run stays deterministic.
+ * All buffers and single-sample primitives are made at attach time. */
 typedef struct {
     const Scheme *scheme; /* borrowed, with cfg and state: the net owns them */
     const void *cfg;
@@ -152,9 +163,19 @@ typedef struct {
     SchemeStep step;      /* set by the caller before each backward */
     SchemeOut out;        /* after backward: what the scheme did this step */
     float *s_buf;         /* (N,P,Q,K) storage for S, may be shared by layers */
-    bool want_dense_dw;   /* this step also compute the dense weight gradient and cos_dw */
+    bool want_dense_dw;   /* this step also compute the dense weight gradient and cos_dw (and keep a
+                             dense S in s_buf for the caller's statistics) */
     double cos_dw;        /* cosine(scheme's dW, dense dW) when computed, else NAN */
+    /* backend sparse (conv layers; borrowed, may be shared by layers) */
+    bool sparse;
+    double breakeven;              /* run the sparse kernels when density <= breakeven */
+    const SparseGrad *csr_store;   /* storage for the CSR S (rows and nnz_cap >= the layer's N*P*Q*K) */
+    SparseWorkspace *ws;           /* dw_elems >= K*R*S*C */
+    bool ran_sparse;               /* out: this step ran the sparse kernels */
 } LayerScheme;
+
+/* The geometry of a conv layer for the sparse kernels (ERR_SHAPE for other kinds). */
+int layer_conv_geom(const Layer *l, ConvGeom *g);
 
 /* Cosine of two float vectors accumulated in double; NAN when either is zero. */
 double layer_cosine(const float *a, const float *b, size_t n);

@@ -44,6 +44,9 @@ struct Net {
     void **sch_state;         /* (n_sch) */
     ConvSchemeStats *sch_stats; /* (n_sch) */
     float *s_buf;             /* shared S storage */
+    size_t s_bytes;
+    SparseGrad csr_store;     /* backend sparse: shared CSR storage */
+    SparseWorkspace sp_ws;    /* backend sparse: shared weight-gradient slots */
     Rng sch_rng;              /* base of the per-(layer, step) streams */
     bool sch_want_stats;
 };
@@ -289,6 +292,8 @@ void net_destroy(Net *net) {
     mem_free(net->sch_state);
     mem_free(net->sch_stats);
     mem_free(net->s_buf);
+    sparse_deinit(&net->csr_store);
+    sparse_workspace_deinit(&net->sp_ws);
     mem_free(net);
 }
 
@@ -323,6 +328,7 @@ static void scheme_stats(Net *net, int i) {
     st->tau = o->tau;
     st->dense = o->dense;
     st->has_r = o->r != NULL;
+    st->sparse_path = ls->ran_sparse;
     st->cos_g_ghat = st->cos_r_g = NAN;
     st->cos_dw = ls->cos_dw;
     if (!net->sch_want_stats) return;
@@ -344,10 +350,10 @@ static void scheme_stats(Net *net, int i) {
     }
 }
 
-int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed) {
+int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed, const NetBackend *be) {
     int rc = 0;
     int n = net->spec.n_layers;
-    size_t s_floats = 0;
+    size_t s_floats = 0, max_rows = 0, max_w = 0;
     if (net->scheme) FAIL(ERR_CONFIG, "model %s: a scheme is attached already", net->spec.name);
     net->sch_of = mem_alloc((size_t)n * sizeof(int));
     if (!net->sch_of) FAIL(ERR_NOMEM, "scheme: out of memory");
@@ -356,11 +362,24 @@ int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, 
         LayerKind k = net->spec.layers[i].kind;
         if (k == LAYER_CONV || (k == LAYER_FC && s->wants_fc && s->wants_fc(cfg))) net->sch_of[i] = net->n_sch++;
         if (net->sch_of[i] >= 0 && dims_count(net->dims[i]) > s_floats) s_floats = dims_count(net->dims[i]);
+        if (be && be->sparse && k == LAYER_CONV) {
+            Dims4 d = net->dims[i];
+            ConvGeom g;
+            TRY(layer_conv_geom(net->layers[i], &g));
+            size_t rows = (size_t)d.n * d.h * d.w, w = (size_t)g.k * g.r * g.s * g.c;
+            if (rows > max_rows) max_rows = rows;
+            if (w > max_w) max_w = w;
+        }
+    }
+    if (max_rows) {
+        TRY(sparse_init(&net->csr_store, 1, (int)max_rows, 1, 1, s_floats));
+        TRY(sparse_workspace_init(&net->sp_ws, 0, max_w));
     }
     net->sch = mem_calloc((size_t)net->n_sch + 1, sizeof(LayerScheme));
     net->sch_state = mem_calloc((size_t)net->n_sch + 1, sizeof(void *));
     net->sch_stats = mem_calloc((size_t)net->n_sch + 1, sizeof(ConvSchemeStats));
     net->s_buf = mem_calloc(s_floats + 1, sizeof(float));
+    net->s_bytes = (s_floats + 1) * sizeof(float);
     if (!net->sch || !net->sch_state || !net->sch_stats || !net->s_buf) FAIL(ERR_NOMEM, "scheme: out of memory");
     net->scheme = s;
     net->scheme_cfg = cfg;
@@ -372,6 +391,14 @@ int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, 
         GradShape shape = {d.n, d.h, d.w, d.c};
         TRY(s->layer_create(&net->sch_state[j], cfg, shape, reuse));
         net->sch[j] = (LayerScheme){.scheme = s, .cfg = cfg, .state = net->sch_state[j], .s_buf = net->s_buf};
+        if (max_rows && net->spec.layers[i].kind == LAYER_CONV) {
+            ConvGeom g;
+            TRY(layer_conv_geom(net->layers[i], &g));
+            net->sch[j].sparse = true;
+            net->sch[j].breakeven = be->breakeven[sparse_class(g)];
+            net->sch[j].csr_store = &net->csr_store;
+            net->sch[j].ws = &net->sp_ws;
+        }
         net->sch_stats[j] = (ConvSchemeStats){.layer = i, .density = 1, .tau = NAN, .cos_g_ghat = NAN,
                                               .cos_r_g = NAN, .cos_dw = NAN};
         TRY(layer_attach_scheme(net->layers[i], &net->sch[j]));
@@ -454,3 +481,11 @@ size_t net_param_bytes(const Net *net) {
 
 size_t net_activation_bytes(const Net *net) { return net->act_bytes + net->recomputed_bytes; }
 size_t net_gradient_bytes(const Net *net) { return net->grad_bytes + net->accum_bytes; }
+
+size_t net_scheme_bytes(const Net *net) {
+    size_t b = net->s_bytes;
+    if (net->csr_store.row_ptr)
+        b += ((size_t)net->csr_store.p + 1) * sizeof(int32_t) + net->csr_store.nnz_cap * (sizeof(uint16_t) + sizeof(float));
+    b += (size_t)net->sp_ws.n_slots * net->sp_ws.dw_elems * sizeof(float);
+    return b;
+}

@@ -50,14 +50,23 @@ float *net_output(Net *net, int i);
 int net_n_params(const Net *net);
 LayerParam net_param(Net *net, int i);
 
-/* ---- sparsity schemes (backend dnnl) ----
+/* ---- sparsity schemes ----
  * net_attach_scheme gives every conv layer (and every fc layer when the scheme's wants_fc says so)
  * its own state of scheme `s` (options cfg, borrowed, at
  * nominal reuse RS) and one shared buffer for S. Before each training step, net_scheme_step tells
  * the layers the step; with `stats` the backward also measures, per conv layer, the cosine between
  * G and G_hat, between the stored reuse term R and a new sample of G, and between the scheme's and
  * the dense weight gradient (costs a dense weight-gradient pass on those steps only). */
-int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed);
+/* The executor of the S terms (layer.h): backend dnnl (sparse false), or backend sparse with a
+ * break-even density per conv shape class (sparse.h's SparseClass). */
+typedef struct {
+    bool sparse;
+    double breakeven[SPARSE_N_CLASSES];
+} NetBackend;
+
+/* be NULL: backend dnnl. Backend sparse makes one CSR storage and one weight-gradient workspace for
+ * all conv layers (sized for the largest). */
+int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed, const NetBackend *be);
 void net_scheme_step(Net *net, long step, int epoch, long step_in_epoch, long steps_per_epoch, long total_steps,
                      bool stats);
 
@@ -66,6 +75,7 @@ typedef struct {
     double density;     /* of S this step (1 on dense steps) */
     double tau;         /* threshold in force (NAN if none) */
     bool dense, has_r;  /* the step propagated G unchanged; a reuse term was added */
+    bool sparse_path;   /* backend sparse: the S terms ran on the sparse kernels (else oneDNN) */
     double cos_g_ghat;  /* cosine(G, G_hat) over the whole tensor (stats steps, else NAN) */
     double cos_r_g;     /* cosine(R, G[x']) for a random sample x' (stats steps with R, else NAN) */
     double cos_dw;      /* cosine(scheme dW, dense dW) (stats steps, else NAN) */
@@ -84,5 +94,7 @@ size_t net_activation_bytes(const Net *net);
 size_t net_gradient_bytes(const Net *net);
 /* Bytes of parameters and their gradients (momentum is the trainer's). */
 size_t net_param_bytes(const Net *net);
+/* Bytes the scheme adds: S, the CSR storage and the sparse workspace (the schemes' own state excluded). */
+size_t net_scheme_bytes(const Net *net);
 
 #endif

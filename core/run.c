@@ -32,12 +32,13 @@ static const char *const epoch_units[] = {"1", "nats", "frac", "nats", "frac", "
 #define N_EPOCH_COLS (int)(sizeof epoch_cols / sizeof epoch_cols[0])
 /* Per conv layer (under /layers/NNN_NAME/): every logged step, and every epoch. */
 static const char *const lstep_cols[] = {"step", "density", "reuse", "tau", "cos_r_g", "angle_r_g", "cos_g_ghat",
-                                         "angle_g_ghat", "cos_dw", "bwd_flops_dense", "bwd_flops_eff"};
-static const char *const lstep_units[] = {"1", "frac", "frac", "1", "1", "deg", "1", "deg", "1", "FLOP", "FLOP"};
+                                         "angle_g_ghat", "cos_dw", "bwd_flops_dense", "bwd_flops_eff", "sparse_path"};
+static const char *const lstep_units[] = {"1", "frac", "frac", "1", "1", "deg", "1", "deg", "1", "FLOP", "FLOP", "1"};
 #define N_LSTEP_COLS (int)(sizeof lstep_cols / sizeof lstep_cols[0])
 static const char *const lepoch_cols[] = {"epoch", "density", "reuse", "cos_r_g", "cos_g_ghat", "cos_dw",
-                                          "bwd_flops_dense", "bwd_flops_eff", "reduction", "dense_steps"};
-static const char *const lepoch_units[] = {"1", "frac", "frac", "1", "1", "1", "FLOP", "FLOP", "1", "1"};
+                                          "bwd_flops_dense", "bwd_flops_eff", "reduction", "dense_steps",
+                                          "sparse_steps"};
+static const char *const lepoch_units[] = {"1", "frac", "frac", "1", "1", "1", "FLOP", "FLOP", "1", "1", "1"};
 #define N_LEPOCH_COLS (int)(sizeof lepoch_cols / sizeof lepoch_cols[0])
 /* The network per epoch: FLOPs per step averaged over the epoch (conv and fc layers). */
 static const char *const net_cols[] = {"epoch", "density", "fwd_flops", "bwd_flops_dense", "bwd_flops_eff",
@@ -48,7 +49,7 @@ static const char *const net_units[] = {"1", "frac", "FLOP", "FLOP", "FLOP", "1"
 /* Per conv layer sums over the current epoch. */
 typedef struct {
     double density, bwd_dense, bwd_eff, cos_r_g, cos_g_ghat, cos_dw;
-    long steps, dense_steps, n_cos_r_g, n_cos_g_ghat, n_cos_dw;
+    long steps, dense_steps, sparse_steps, n_cos_r_g, n_cos_g_ghat, n_cos_dw;
 } LayerEpoch;
 
 static double angle_deg(double c) { return isnan(c) ? NAN : acos(c > 1 ? 1 : c < -1 ? -1 : c) * 180.0 / M_PI; }
@@ -341,7 +342,9 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     scheme_cfg = mem_calloc(1, scheme->cfg_size + 1);
     if (!scheme_cfg) FAIL(ERR_NOMEM, "run: out of memory");
     TRY(scheme_options(scheme, scheme_cfg, extra));
-    TRY(net_attach_scheme(net, scheme, scheme_cfg, cfg->reuse, (uint64_t)cfg->seed));
+    NetBackend backend = {.sparse = strcmp(cfg->backend, "sparse") == 0};
+    for (int c = 0; c < SPARSE_N_CLASSES; c++) backend.breakeven[c] = cfg->breakeven[c];
+    TRY(net_attach_scheme(net, scheme, scheme_cfg, cfg->reuse, (uint64_t)cfg->seed, &backend));
     n_sch = net_scheme_n(net);
     lep = mem_calloc((size_t)n_sch + 1, sizeof(LayerEpoch));
     if (!lep) FAIL(ERR_NOMEM, "run: out of memory");
@@ -432,7 +435,7 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                 step_conv_flops(net, st->layer, cfg->batch, st, &f);
                 LayerEpoch *a = &lep[j];
                 a->density += st->density, a->bwd_dense += f.bwd_dense, a->bwd_eff += flops_bwd_effective(&f);
-                a->steps++, a->dense_steps += st->dense;
+                a->steps++, a->dense_steps += st->dense, a->sparse_steps += st->sparse_path;
                 if (!isnan(st->cos_r_g)) a->cos_r_g += st->cos_r_g, a->n_cos_r_g++;
                 if (!isnan(st->cos_g_ghat)) a->cos_g_ghat += st->cos_g_ghat, a->n_cos_g_ghat++;
                 if (!isnan(st->cos_dw)) a->cos_dw += st->cos_dw, a->n_cos_dw++;
@@ -441,7 +444,7 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                     layer_group(&m, st->layer, "scheme", g, sizeof g);
                     double r[N_LSTEP_COLS] = {(double)step + 1, st->density, 1 - st->density, st->tau, st->cos_r_g,
                                               angle_deg(st->cos_r_g), st->cos_g_ghat, angle_deg(st->cos_g_ghat),
-                                              st->cos_dw, f.bwd_dense, flops_bwd_effective(&f)};
+                                              st->cos_dw, f.bwd_dense, flops_bwd_effective(&f), st->sparse_path};
                     TRY(h5rec_append(rec, g, r));
                 }
             }
@@ -491,7 +494,8 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                                        a->n_cos_r_g ? a->cos_r_g / a->n_cos_r_g : NAN,
                                        a->n_cos_g_ghat ? a->cos_g_ghat / a->n_cos_g_ghat : NAN,
                                        a->n_cos_dw ? a->cos_dw / a->n_cos_dw : NAN, a->bwd_dense / k, a->bwd_eff / k,
-                                       a->bwd_eff > 0 ? a->bwd_dense / a->bwd_eff : NAN, (double)a->dense_steps};
+                                       a->bwd_eff > 0 ? a->bwd_dense / a->bwd_eff : NAN, (double)a->dense_steps,
+                                       (double)a->sparse_steps};
             TRY(h5rec_append(rec, g, r));
             net_density += a->density / k * (a->bwd_dense / k);
             net_dense += a->bwd_dense / k, net_eff += a->bwd_eff / k;

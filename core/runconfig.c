@@ -6,6 +6,8 @@
 #include <float.h>
 #include <stddef.h>
 
+#include "core/sparse.h"
+
 #define RC_INT(name, field, def, lo, hi, help) {name, CFG_INT, offsetof(RunConfig, field), def, lo, hi, NULL, help}
 #define RC_LONG(name, field, def, lo, hi, help) {name, CFG_LONG, offsetof(RunConfig, field), def, lo, hi, NULL, help}
 #define RC_NUM(name, field, def, lo, hi, help) {name, CFG_DOUBLE, offsetof(RunConfig, field), def, lo, hi, NULL, help}
@@ -13,6 +15,14 @@
 #define RC_STR(name, field, def, choices, help) {name, CFG_STRING, offsetof(RunConfig, field), def, 0, 0, choices, help}
 
 #define RC_COUNT_MAX 2147483647.0 /* INT_MAX */
+
+/* Break-even densities of the sparse backend per layer shape class: where the sparse kernels stop
+ * beating oneDNN's dense backward. Measured with `resprop bench backward` (REPRODUCE.md has the
+ * command and the figures); never timed during a run, so runs stay deterministic. */
+#define BREAKEVEN_STEM "0.3"
+#define BREAKEVEN_POINTWISE "0.3"
+#define BREAKEVEN_NARROW "0.3"
+#define BREAKEVEN_WIDE "0.3"
 
 static const CfgKey runconfig_keys[] = {
     /* data */
@@ -40,7 +50,16 @@ static const CfgKey runconfig_keys[] = {
     RC_STR("scheme", scheme, "dense", NULL,
            "sparsity scheme of the conv layers' output gradients (resprop schemes lists them)"),
     RC_NUM("reuse", reuse, "0.9", 0, 0.999, "nominal reuse sparsity RS: target density 1-RS (fraction)"),
-    RC_STR("backend", backend, "dnnl", "dnnl", "executor of the backward convolutions (dnnl: oneDNN on dense S)"),
+    RC_STR("backend", backend, "dnnl", "dnnl|sparse",
+           "executor of the backward convolutions (dnnl: oneDNN on dense S; sparse: CPU sparse kernels on CSR S)"),
+    RC_NUM("breakeven-stem", breakeven[SPARSE_CLASS_STEM], BREAKEVEN_STEM, 0, 1,
+           "backend sparse: densest S run on the sparse kernels, conv layers with C < 16 (fraction)"),
+    RC_NUM("breakeven-pointwise", breakeven[SPARSE_CLASS_POINTWISE], BREAKEVEN_POINTWISE, 0, 1,
+           "backend sparse: the same for 1x1 conv layers (fraction)"),
+    RC_NUM("breakeven-narrow", breakeven[SPARSE_CLASS_NARROW], BREAKEVEN_NARROW, 0, 1,
+           "backend sparse: the same for conv layers with C <= 64 (fraction)"),
+    RC_NUM("breakeven-wide", breakeven[SPARSE_CLASS_WIDE], BREAKEVEN_WIDE, 0, 1,
+           "backend sparse: the same for conv layers with C > 64 (fraction)"),
     RC_NUM("amdahl-p", amdahl_p, "0.7", 0, 1, "share of training time in backward, for the Amdahl speedup (fraction)"),
     RC_STR("schedule", schedule, "onecycle", NULL,
            "learning-rate schedule: constant|cosine|onecycle|step:E1,E2,... (milestones in epochs)"),

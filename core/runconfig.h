@@ -24,7 +24,8 @@ typedef struct {
     bool nesterov;
     char scheme[CFG_STR_MAX];   /* sparsity scheme name (core/scheme.h registry) */
     double reuse;               /* nominal reuse sparsity RS */
-    char backend[CFG_STR_MAX];  /* dnnl (sparse and gscn come later) */
+    char backend[CFG_STR_MAX];  /* dnnl | sparse (gscn comes later) */
+    double breakeven[4];        /* backend sparse: break-even density per SparseClass (core/sparse.h) */
     double amdahl_p;            /* backward share of training time for the Amdahl speedup */
     char schedule[CFG_STR_MAX]; /* constant|cosine|onecycle|step:E1,E2,... */
     double lr_min, gamma, warmup_epochs, pct_start, div_factor, final_div;

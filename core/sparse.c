@@ -99,14 +99,48 @@ fail:
 
 void sparse_to_dense(const SparseGrad *sg, float *s) {
     size_t rows = sg_rows(sg), K = (size_t)sg->k;
-    memset(s, 0, rows * K * sizeof *s);
-    for (size_t i = 0; i < rows; i++)
-        for (int32_t j = sg->row_ptr[i]; j < sg->row_ptr[i + 1]; j++) s[i * K + sg->chan[j]] = sg->val[j];
+#pragma omp parallel for schedule(static) if (rows * K >= 65536)
+    for (size_t i = 0; i < rows; i++) {
+        float *px = s + i * K;
+        memset(px, 0, K * sizeof *px);
+        for (int32_t j = sg->row_ptr[i]; j < sg->row_ptr[i + 1]; j++) px[sg->chan[j]] = sg->val[j];
+    }
 }
 
 double sparse_density(const SparseGrad *sg) {
     double total = (double)sg_rows(sg) * sg->k;
     return total > 0 ? (double)sg->nnz / total : 0.0;
+}
+
+int sparse_view(SparseGrad *view, const SparseGrad *store, int n, int p, int q, int k) {
+    int rc = 0;
+    memset(view, 0, sizeof *view);
+    size_t rows = (size_t)n * p * q;
+    if (n <= 0 || p <= 0 || q <= 0 || k <= 0 || k > SPARSE_K_MAX)
+        FAIL(ERR_SHAPE, "sparse_view: shape (%d,%d,%d,%d): expected positive dims, k <= %d", n, p, q, k, SPARSE_K_MAX);
+    if (rows > sg_rows(store) || rows * (size_t)k > store->nnz_cap)
+        FAIL(ERR_SHAPE, "sparse_view: shape (%d,%d,%d,%d) needs %zu rows and %zu nonzeros, the store has %zu and %zu", n,
+             p, q, k, rows, rows * (size_t)k, sg_rows(store), store->nnz_cap);
+    *view = *store;
+    view->n = n;
+    view->p = p;
+    view->q = q;
+    view->k = k;
+    view->nnz = 0;
+    memset(view->row_ptr, 0, (rows + 1) * sizeof *view->row_ptr);
+fail:
+    return rc;
+}
+
+SparseClass sparse_class(ConvGeom g) {
+    if (g.c < 16) return SPARSE_CLASS_STEM;
+    if (g.r * g.s == 1) return SPARSE_CLASS_POINTWISE;
+    return g.c <= 64 ? SPARSE_CLASS_NARROW : SPARSE_CLASS_WIDE;
+}
+
+const char *sparse_class_name(SparseClass c) {
+    static const char *const names[SPARSE_N_CLASSES] = {"stem", "pointwise", "narrow", "wide"};
+    return c >= 0 && c < SPARSE_N_CLASSES ? names[c] : "?";
 }
 
 /* ---- the slot-writer protocol ------------------------------------------------------------------ */

@@ -61,6 +61,23 @@ void sparse_to_dense(const SparseGrad *sg, float *s);
 /* nnz / (N*P*Q*K). */
 double sparse_density(const SparseGrad *sg);
 
+/* A SparseGrad of shape (n,p,q,k) on the arrays of `store` (borrowed: a view is never deinit'ed and
+ * lives no longer than the store), so layers of different shapes can share one storage. Returns 0, or
+ * ERR_SHAPE (logged) when the store has fewer rows than n*p*q or nnz_cap < n*p*q*k, or k > SPARSE_K_MAX. */
+int sparse_view(SparseGrad *view, const SparseGrad *store, int n, int p, int q, int k);
+
+/* Shape classes of the sparse backend's conv layers, each with its own break-even density (run config
+ * keys breakeven-NAME): stem (c < 16), pointwise (1x1), narrow (c <= 64), wide (c > 64). */
+typedef enum {
+    SPARSE_CLASS_STEM = 0,
+    SPARSE_CLASS_POINTWISE,
+    SPARSE_CLASS_NARROW,
+    SPARSE_CLASS_WIDE,
+    SPARSE_N_CLASSES
+} SparseClass;
+SparseClass sparse_class(ConvGeom g);
+const char *sparse_class_name(SparseClass c); /* "stem", "pointwise", "narrow", "wide" */
+
 /* ---- the slot-writer protocol (fused producers, no allocation) ----------------------------------
  * A producer writes in parallel over n_slots contiguous ranges of whole samples. Slot t owns the rows
  * [lo, hi) given by sparse_slot_rows, and writes its nonzeros in row order from index lo * K (its own

@@ -1,7 +1,9 @@
-/* test_scheme_exec: the dnnl backend of the scheme interface. A conv layer with a scheme attached
+/* test_scheme_exec: the backends of the scheme interface. A conv layer with a scheme attached
  * computes the split form dX = bwd_data(S) + bcast(bwd_data(R)), dW = bwd_weights(X, S) +
  * bwd_weights(sum_n X_n, R); it must equal the explicit form, the plain backward on
- * G_hat = S + bcast(R), to 1e-5 norm-relative, for every conv kind of the models. */
+ * G_hat = S + bcast(R), for every conv kind of the models: backend dnnl to 1e-5 norm-relative,
+ * backend sparse (CPU kernels on the CSR S, from a fused writer or compressed from the dense S) to
+ * 1e-4, and backend sparse above its break-even density (oneDNN on the expanded S) to 1e-5. */
 #include <math.h>
 #include <string.h>
 
@@ -19,6 +21,7 @@ typedef struct {
     const float *s, *r;
     size_t n;
     bool dense;
+    bool fused; /* write S into out->csr when given (as a fused writer does), poisoning out->s */
 } FixedState;
 
 static int fixed_sparsify(void *state, const void *cfg, const SchemeStep *st, SchemeOut *out) {
@@ -29,7 +32,13 @@ static int fixed_sparsify(void *state, const void *cfg, const SchemeStep *st, Sc
         out->density = 1;
         return 0;
     }
-    memcpy(out->s, f->s, f->n * sizeof(float));
+    if (f->fused && out->csr) {
+        if (sparse_from_dense(out->csr, f->s)) return ERR_SHAPE;
+        out->csr_written = true;
+        for (size_t i = 0; i < f->n; i++) out->s[i] = NAN; /* the executor must not read s */
+    } else {
+        memcpy(out->s, f->s, f->n * sizeof(float));
+    }
     out->r = f->r;
     size_t nnz = 0;
     for (size_t i = 0; i < f->n; i++) nnz += f->s[i] != 0;
@@ -59,6 +68,9 @@ typedef struct {
     bool bias, with_r, dense;
     double density;
     bool fc; /* an fc layer (k outputs over the flattened input) instead of a conv */
+    bool sparse;      /* backend sparse */
+    double breakeven; /* backend sparse: its break-even density */
+    bool fused;       /* the scheme writes the CSR itself */
 } Case;
 
 static void run_case(const Case *c) {
@@ -91,8 +103,21 @@ static void run_case(const Case *c) {
     for (size_t i = 0; i < ny; i++)
         ghat[i] = c->dense ? g[i] : s[i] + (c->with_r ? r[i % ns] : 0.0f);
 
-    FixedState fs = {.s = s, .r = c->with_r ? r : NULL, .n = ny, .dense = c->dense};
-    LayerScheme ls = {.scheme = &fixed_scheme, .state = &fs, .s_buf = sbuf, .want_dense_dw = true};
+    FixedState fs = {.s = s, .r = c->with_r ? r : NULL, .n = ny, .dense = c->dense, .fused = c->fused};
+    /* with a fused writer, no statistics: then nothing may read the poisoned dense S */
+    LayerScheme ls = {.scheme = &fixed_scheme, .state = &fs, .s_buf = sbuf, .want_dense_dw = !c->fused};
+    SparseGrad store = {0};
+    SparseWorkspace ws = {0};
+    double tol = 1e-5;
+    if (c->sparse) {
+        assert_int_equal(sparse_init(&store, 1, (int)(ny / (size_t)c->k), 1, 1, ny), 0);
+        assert_int_equal(sparse_workspace_init(&ws, 2, wp.n_plain), 0);
+        ls.sparse = true;
+        ls.breakeven = c->breakeven;
+        ls.csr_store = &store;
+        ls.ws = &ws;
+        if (c->breakeven >= c->density) tol = 1e-4; /* the sparse kernels sum in another order */
+    }
     assert_int_equal(layer_attach_scheme(split, &ls), 0);
     float *xs[2] = {x, NULL}, *dxs1[2] = {dx1, NULL}, *dxs2[2] = {dx2, NULL};
     assert_int_equal(layer_bind(split, xs, y1, dxs1, g), 0);
@@ -103,13 +128,13 @@ static void run_case(const Case *c) {
         assert_int_equal(layer_backward(l), 0);
     }
     double *want = to_d(dx2, nx);
-    assert_close_fd("dX split vs explicit", dx1, want, nx, 1e-5);
+    assert_close_fd("dX split vs explicit", dx1, want, nx, tol);
     mem_free(want);
     float *dw1 = mem_alloc(wp.n_plain * sizeof(float)), *dw2 = mem_alloc(wp.n_plain * sizeof(float));
     assert_int_equal(layer_grad_get(split, 0, dw1), 0);
     assert_int_equal(layer_grad_get(plain, 0, dw2), 0);
     want = to_d(dw2, wp.n_plain);
-    assert_close_fd("dW split vs explicit", dw1, want, wp.n_plain, 1e-5);
+    assert_close_fd("dW split vs explicit", dw1, want, wp.n_plain, tol);
     mem_free(want);
     if (c->bias) { /* the bias gradient is the dense sum of G, not of G_hat */
         float *db = mem_alloc((size_t)c->k * sizeof(float));
@@ -121,10 +146,15 @@ static void run_case(const Case *c) {
         mem_free(dbw);
     }
     /* the dense weight gradient's cosine: 1 for a dense step, below 1 otherwise */
-    assert_false(isnan(ls.cos_dw));
-    if (c->dense) assert_true(ls.cos_dw == 1.0);
+    if (c->fused) assert_true(isnan(ls.cos_dw));
+    else if (c->dense) assert_true(ls.cos_dw == 1.0);
     else assert_true(ls.cos_dw < 0.9999 && ls.cos_dw > -1.0);
     assert_true(ls.out.density > 0 && ls.out.density <= 1);
+    /* the sparse kernels ran exactly when the backend is sparse, the step is not dense, the layer is a
+     * conv and the density is at most the break-even density */
+    assert_int_equal(ls.ran_sparse, c->sparse && !c->dense && !c->fc && ls.out.density <= c->breakeven);
+    sparse_deinit(&store);
+    sparse_workspace_deinit(&ws);
     mem_free(dw1);
     mem_free(dw2);
     mem_free(w), mem_free(b), mem_free(x), mem_free(g), mem_free(s), mem_free(r);
@@ -135,20 +165,51 @@ static void run_case(const Case *c) {
     assert_int_equal(mem_live_bytes(), live);
 }
 
-static void test_3x3(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false}); }
-static void test_3x3_stride2(void **st) { run_case(&(Case){{3, 16, 9, 9}, 32, 3, 2, 1, false, true, false, 0.2, false}); }
-static void test_1x1_downsample(void **st) { run_case(&(Case){{4, 16, 8, 8}, 32, 1, 2, 0, false, true, false, 0.1, false}); }
-static void test_stem_7x7(void **st) { run_case(&(Case){{2, 3, 20, 20}, 16, 7, 2, 3, false, true, false, 0.3, false}); }
-static void test_cifar_stem_3ch(void **st) { run_case(&(Case){{4, 3, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false}); }
-static void test_5x5_bias(void **st) { run_case(&(Case){{4, 6, 12, 12}, 16, 5, 1, 0, true, true, false, 0.2, false}); }
-static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1, false, true, false, 0.05, false}); }
-static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false}); }
-static void test_fc(void **st) { run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true}); }
-static void test_fc_flat(void **st) { run_case(&(Case){{8, 64, 1, 1}, 32, 1, 1, 0, true, true, false, 0.1, true}); }
-static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false}); }
+static void test_3x3(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false, false, 0, false}); }
+static void test_3x3_stride2(void **st) { run_case(&(Case){{3, 16, 9, 9}, 32, 3, 2, 1, false, true, false, 0.2, false, false, 0, false}); }
+static void test_1x1_downsample(void **st) { run_case(&(Case){{4, 16, 8, 8}, 32, 1, 2, 0, false, true, false, 0.1, false, false, 0, false}); }
+static void test_stem_7x7(void **st) { run_case(&(Case){{2, 3, 20, 20}, 16, 7, 2, 3, false, true, false, 0.3, false, false, 0, false}); }
+static void test_cifar_stem_3ch(void **st) { run_case(&(Case){{4, 3, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false, false, 0, false}); }
+static void test_5x5_bias(void **st) { run_case(&(Case){{4, 6, 12, 12}, 16, 5, 1, 0, true, true, false, 0.2, false, false, 0, false}); }
+static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1, false, true, false, 0.05, false, false, 0, false}); }
+static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false, false, 0, false}); }
+static void test_fc(void **st) { run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true, false, 0, false}); }
+static void test_fc_flat(void **st) { run_case(&(Case){{8, 64, 1, 1}, 32, 1, 1, 0, true, true, false, 0.1, true, false, 0, false}); }
+static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false, false, 0, false}); }
 
 /* The real resprop scheme at a threshold below every |G - R| (density 1): G_hat = (G - R) + R, so
  * through the dnnl backend its gradients equal the dense ones within 1e-5 (not bit for bit). */
+/* backend sparse: every conv kind on the CPU kernels (break-even 1), from a dense S and from a fused
+ * writer; above the break-even density the oneDNN path on the expanded S; fc stays on oneDNN. */
+#define SP(in, k, ks, st, pad, bias, dens, be, fused) \
+    run_case(&(Case){in, k, ks, st, pad, bias, true, false, dens, false, true, be, fused})
+static void test_sparse_3x3(void **st) {
+    SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.1, 1.0, false);
+    SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.1, 1.0, true);
+}
+static void test_sparse_3x3_stride2(void **st) {
+    SP(((Dims4){3, 16, 9, 9}), 32, 3, 2, 1, false, 0.2, 1.0, true);
+    SP(((Dims4){4, 64, 8, 8}), 128, 3, 2, 1, false, 0.1, 1.0, true);
+}
+static void test_sparse_1x1(void **st) { SP(((Dims4){4, 16, 8, 8}), 32, 1, 2, 0, false, 0.1, 1.0, true); }
+static void test_sparse_stem_7x7(void **st) { SP(((Dims4){2, 3, 20, 20}), 16, 7, 2, 3, false, 0.3, 1.0, true); }
+static void test_sparse_cifar_stem(void **st) { SP(((Dims4){4, 3, 8, 8}), 64, 3, 1, 1, false, 0.1, 1.0, false); }
+static void test_sparse_5x5_bias(void **st) { SP(((Dims4){4, 6, 12, 12}), 16, 5, 1, 0, true, 0.2, 1.0, true); }
+static void test_sparse_wide(void **st) { SP(((Dims4){2, 128, 4, 4}), 128, 3, 1, 1, false, 0.05, 1.0, true); }
+static void test_sparse_no_reuse(void **st) {
+    run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false, true, 1.0, true});
+}
+static void test_sparse_above_breakeven(void **st) {
+    SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.3, 0.1, true);  /* fused CSR expanded for oneDNN */
+    SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.3, 0.1, false); /* dense S straight to oneDNN */
+}
+static void test_sparse_dense_step(void **st) {
+    run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false, true, 1.0, true});
+}
+static void test_sparse_fc_stays_dnnl(void **st) {
+    run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true, true, 1.0, true});
+}
+
 static void test_resprop_density1_equals_dense(void **unused) {
     size_t live = mem_live_bytes();
     DnnlCtx ctx;
@@ -230,6 +291,11 @@ int main(void) {
         cmocka_unit_test(test_wide),         cmocka_unit_test(test_no_reuse),    cmocka_unit_test(test_dense_step),
         cmocka_unit_test(test_attach_rejects_non_conv), cmocka_unit_test(test_resprop_density1_equals_dense),
         cmocka_unit_test(test_fc),                   cmocka_unit_test(test_fc_flat),
+        cmocka_unit_test(test_sparse_3x3), cmocka_unit_test(test_sparse_3x3_stride2), cmocka_unit_test(test_sparse_1x1),
+        cmocka_unit_test(test_sparse_stem_7x7), cmocka_unit_test(test_sparse_cifar_stem),
+        cmocka_unit_test(test_sparse_5x5_bias), cmocka_unit_test(test_sparse_wide),
+        cmocka_unit_test(test_sparse_no_reuse), cmocka_unit_test(test_sparse_above_breakeven),
+        cmocka_unit_test(test_sparse_dense_step), cmocka_unit_test(test_sparse_fc_stays_dnnl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
