@@ -50,6 +50,11 @@
 #include "core/sparse.h"
 
 extern const Scheme scheme_resprop;
+/* The structured variant (baselines/resprop_vec.c): the reuse decision per output position for its
+ * whole K-vector, active when the RMS of d = G[n,p,q,:] - R[p,q,:] exceeds tau; then S = d on all K
+ * channels, else 0. Same options, state, controller, dense steps; its own checkpoint magic. Its CSR
+ * rows are empty or full (SchemeOut.structured). */
+extern const Scheme scheme_resprop_vec;
 
 /* The scheme's options (scheme_resprop.options is a CfgTable over this struct; cfg_size is its
  * size). Keys: margin, warmup, sample, reset_each_epoch, tau_init, tau_min, tau_max, fc. The text
@@ -143,5 +148,9 @@ int resprop_state_sparsify(void *state, const void *cfg, const SchemeStep *st, S
 size_t resprop_state_bytes(const void *state);
 void resprop_state_save(const void *state, void *blob);
 int resprop_state_load(void *state, const void *blob, size_t bytes);
+
+/* resprop-vec's decision for one position: d[0..k) = g - r (float), and whether
+ * sqrt(sum_k d_k^2 / k) > tau (the sum of squares in double). Pure; d may not alias g or r. */
+bool resprop_vec_decide(const float *g, const float *r, int k, double tau, float *d);
 
 #endif
