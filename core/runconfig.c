@@ -16,13 +16,6 @@
 
 #define RC_COUNT_MAX 2147483647.0 /* INT_MAX */
 
-/* Break-even densities of the sparse backend per layer shape class: where the sparse kernels stop
- * beating oneDNN's dense backward. Measured with `resprop bench backward` (REPRODUCE.md has the
- * command and the figures); never timed during a run, so runs stay deterministic. */
-#define BREAKEVEN_STEM "0.3"
-#define BREAKEVEN_POINTWISE "0.3"
-#define BREAKEVEN_NARROW "0.3"
-#define BREAKEVEN_WIDE "0.3"
 
 static const CfgKey runconfig_keys[] = {
     /* data */

@@ -40,4 +40,13 @@ typedef struct {
 
 extern const CfgTable runconfig_table;
 
+/* Default break-even densities of the sparse backend per layer shape class (core/sparse.h's
+ * SparseClass): where the sparse kernels stop beating oneDNN's dense backward. Measured with
+ * `resprop bench backward` (REPRODUCE.md has the command and the figures); never timed during a
+ * run, so runs stay deterministic. */
+#define BREAKEVEN_STEM "0.3"
+#define BREAKEVEN_POINTWISE "0.3"
+#define BREAKEVEN_NARROW "0.3"
+#define BREAKEVEN_WIDE "0.3"
+
 #endif
