@@ -24,6 +24,14 @@ for cmd in version model bench train eval export imagenet-convert schemes flops;
     expect 0 "usage" -- "$bin" "$cmd" --help
 done
 expect 0 "commands" -- "$bin" help
+expect 0 "density" -- "$bin" bench backward --help
+expect 2 "model" -- "$bin" bench backward --density 0.1
+expect 2 "density" -- "$bin" bench backward --model resnet20 --density 0,2
+expect 2 "step or backward" -- "$bin" bench forward --model resnet20
+expect 2 "backend" -- "$bin" bench step --model resnet20 --backend gpu
+expect 2 "nope" -- "$bin" bench step --model lenet5 --input 1x28x28 --scheme nope --steps 1 --warmup 0
+expect 2 "backend" -- "$bin" train --backend gpu
+expect 2 "breakeven-wide" -- "$bin" train --breakeven-wide 1.5
 expect 2 "unknown command" -- "$bin" frobnicate
 expect 2 "resnet9000" -- "$bin" model --model resnet9000 --input 3x32x32
 expect 2 "CxHxW" -- "$bin" model --model resnet20 --input 3x32
