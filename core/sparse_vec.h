@@ -1,0 +1,56 @@
+/* sparse_vec.h: the backward convolutions for a STRUCTURED sparse output gradient (every CSR row of
+ * core/sparse.h empty or full, as resprop-vec writes it): the active positions' values already form
+ * a packed (n_active x K) row-major matrix in s->val, so both backward passes are dense GEMMs
+ * (OpenBLAS cblas_sgemm) over the gathered active positions:
+ *   bwd_data:    cols (m x R*S*C) = vals (m x K) * W (K x R*S*C, OHWI as a matrix), then col2im:
+ *                each active position's R*S*C block is added into dx at its window (taps outside the
+ *                input skipped);
+ *   bwd_weights: dW (K x R*S*C) = sum over chunks of vals^T (K x m) * im2col rows (m x R*S*C) gathered
+ *                from x (zeros outside the input).
+ * Layouts as core/sparse_kernels.h: activations NHWC, weights OHWI (K,R,S,C).
+ *
+ * Threads: one OpenMP region per call; inside it each thread runs single-threaded sgemms on its own
+ * share (bwd_data: whole samples, so col2im has no races; bwd_weights: a 16-float-aligned column range
+ * of dW). OpenBLAS must run at one thread inside OpenMP regions: the kernels set
+ * openblas_set_num_threads(1) for the call when it is not already 1 and restore it afterwards (the
+ * `resprop` CLI keeps it at 1 anyway). Work is cut into chunks of at most ws->cols_cap floats per
+ * thread, so memory stays bounded whatever the layer. Results are bit-identical across calls with
+ * the same workspace and thread count. Nothing allocates per call. */
+#ifndef RESPROP_SPARSE_VEC_H
+#define RESPROP_SPARSE_VEC_H
+
+#include <stddef.h>
+
+#include "core/sparse.h"
+
+#define SPARSE_VEC_DEFAULT_BYTES ((size_t)2 << 20) /* cols buffer per thread */
+#define SPARSE_VEC_MAX_ROWS 8192                    /* active positions per GEMM at most */
+
+/* Scratch of the gathered-GEMM kernels: one cols buffer per thread, created once (when the model is
+ * built) for the largest R*S*C of the layers it serves. Value object owned by the caller. */
+typedef struct {
+    int n_threads;   /* buffers (the OpenMP threads a call uses at most) */
+    size_t max_rsc;  /* the largest R*S*C it serves */
+    size_t cols_cap; /* floats per buffer (>= max_rsc: one position's column block fits) */
+    float *cols;     /* (n_threads, cols_cap) */
+} SparseVecWorkspace;
+
+/* n_threads <= 0 means omp_get_max_threads(); bytes_per_thread 0 means SPARSE_VEC_DEFAULT_BYTES
+ * (raised to one R*S*C block when smaller). Returns 0, ERR_SHAPE (max_rsc 0; logged) or ERR_NOMEM;
+ * on failure *ws is zeroed. Allocates through core/mem.h. */
+int sparse_vec_workspace_init(SparseVecWorkspace *ws, size_t max_rsc, int n_threads, size_t bytes_per_thread);
+/* Accepts a zeroed or already deinit'ed workspace. */
+void sparse_vec_workspace_deinit(SparseVecWorkspace *ws);
+
+/* dx (N,H,W,C) NHWC, overwritten: the input gradient for the structured output gradient s (shape
+ * (N,P,Q,K) of g; ASSERT) and weights w_ohwi (K,R,S,C). ASSERTs that every row is empty or holds K
+ * entries, and R*S*C <= ws->max_rsc. Allocates nothing. */
+void sparse_vec_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, SparseVecWorkspace *ws,
+                              float *dx);
+
+/* dw_ohwi (K,R,S,C), overwritten: the weight gradient for the structured output gradient s and the
+ * input x (N,H,W,C). Same assertions; allocates nothing. */
+void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseVecWorkspace *ws,
+                                 float *dw_ohwi);
+
+#endif
