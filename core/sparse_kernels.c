@@ -2,13 +2,35 @@
 #include "core/sparse_kernels.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
 
 /* ---- workspace ------------------------------------------------------------------------------- */
+
+/* One nonzero regrouped by output channel (bwd_weights fast path): the element offset in x of its
+ * window's top-left input pixel (may be negative at the border: never dereferenced then), its value,
+ * and the mask of its in-bounds taps (see wplan_mask). */
+typedef struct {
+    int32_t xoff;
+    float v;
+    uint32_t m;
+} SkEnt;
+
+/* One CSR row of a block: the slot's entries [a, b), its window offset and tap mask. */
+typedef struct {
+    int32_t a, b, xoff;
+    uint32_t m;
+} SkRow;
+
+enum { SK_ENT_CAP = 1 << 17, SK_ROW_CAP = 1 << 14 };
 
 int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems) {
     int rc = 0;
@@ -18,8 +40,15 @@ int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems) {
     ws->n_slots = n_slots;
     ws->dw_elems = dw_elems;
     ws->dw_priv = mem_alloc((size_t)n_slots * dw_elems * sizeof *ws->dw_priv);
-    if (!ws->dw_priv)
-        FAIL(ERR_NOMEM, "sparse_workspace_init: out of memory for %d x %zu floats", n_slots, dw_elems);
+    /* K <= dw_elems and K <= SPARSE_K_MAX, so a slot owns at most that many channels */
+    ws->kcount_cap = (dw_elems < SPARSE_K_MAX ? dw_elems : SPARSE_K_MAX) + 2;
+    ws->ent_cap = SK_ENT_CAP;
+    ws->row_cap = SK_ROW_CAP;
+    ws->ent = mem_alloc((size_t)n_slots * ws->ent_cap * sizeof(SkEnt));
+    ws->rows = mem_alloc((size_t)n_slots * ws->row_cap * sizeof(SkRow));
+    ws->kcount = mem_alloc((size_t)n_slots * ws->kcount_cap * sizeof *ws->kcount);
+    if (!ws->dw_priv || !ws->ent || !ws->rows || !ws->kcount)
+        FAIL(ERR_NOMEM, "sparse_workspace_init: out of memory for %d slots of %zu floats", n_slots, dw_elems);
     return 0;
 fail:
     sparse_workspace_deinit(ws);
@@ -28,10 +57,13 @@ fail:
 
 void sparse_workspace_deinit(SparseWorkspace *ws) {
     mem_free(ws->dw_priv);
+    mem_free(ws->ent);
+    mem_free(ws->rows);
+    mem_free(ws->kcount);
     memset(ws, 0, sizeof *ws);
 }
 
-/* ---- kernels --------------------------------------------------------------------------------- */
+/* ---- reference kernels --------------------------------------------------------------------------------- */
 
 static void check_shapes(const SparseGrad *s, ConvGeom g) {
     ASSERT(sparse_geom_check(g) == 0);
@@ -44,7 +76,7 @@ static inline void tap_range(int o, int taps, int extent, int *lo, int *hi) {
     *hi = o + taps > extent ? extent - o : taps;
 }
 
-void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx) {
+void sparse_conv_bwd_data_ref(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx) {
     check_shapes(s, g);
     const size_t C = (size_t)g.c, sample = (size_t)g.h * g.w * C;
 #pragma omp parallel for schedule(static)
@@ -73,8 +105,8 @@ void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, 
     }
 }
 
-void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
-                             float *dw_ohwi) {
+void sparse_conv_bwd_weights_ref(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
+                                 float *dw_ohwi) {
     check_shapes(s, g);
     const size_t C = (size_t)g.c, sample = (size_t)g.h * g.w * C;
     const size_t n_dw = (size_t)g.k * g.r * g.s * C;
@@ -116,4 +148,417 @@ void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, Sp
         for (int t = 0; t < n_slots; t++) acc += ws->dw_priv[(size_t)t * ws->dw_elems + i];
         dw_ohwi[i] = acc;
     }
+}
+
+/* ---- fast kernels ---------------------------------------------------------------------------- */
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define SK_AVX512 1
+#endif
+
+#ifdef SK_AVX512
+
+#define SK_INLINE static inline __attribute__((always_inline))
+#define SK_UNROLL _Pragma("GCC unroll 32")
+
+/* x + off for an element offset that is only used under a lane mask that excludes every lane
+ * outside x (AVX-512 masked loads do not fault on masked-off lanes); integer arithmetic, so no
+ * out-of-object pointer is ever formed in C. */
+SK_INLINE const float *sk_addr(const float *x, ptrdiff_t off) {
+    return (const float *)((uintptr_t)x + (uintptr_t)(off * (ptrdiff_t)sizeof(float)));
+}
+
+/* -- bwd_data: gather form -------------------------------------------------------------------- */
+
+enum { SK_GATHER_CAP = 2048 }; /* nonzeros buffered per input pixel before they are consumed */
+
+/* acc += sum over the m buffered nonzeros of val[i] * w[off[i] .. + 16*NV); U independent
+ * accumulator sets take alternate nonzeros (FMA latency), summed in a fixed order at the end. */
+SK_INLINE void bwdd_consume(__m512 *acc, const float *w, const int32_t *off, const float *val, int m, const int NV) {
+    enum { U = 2 };
+    __m512 a[U][4];
+    SK_UNROLL
+    for (int c = 0; c < NV; c++) {
+        a[0][c] = acc[c];
+        a[1][c] = _mm512_setzero_ps();
+    }
+    int i = 0;
+    for (; i + U <= m; i += U) {
+        SK_UNROLL
+        for (int u = 0; u < U; u++) {
+            const __m512 v = _mm512_set1_ps(val[i + u]);
+            const float *wp = w + off[i + u];
+            SK_UNROLL
+            for (int c = 0; c < NV; c++) a[u][c] = _mm512_fmadd_ps(v, _mm512_loadu_ps(wp + 16 * c), a[u][c]);
+        }
+    }
+    for (; i < m; i++) {
+        const __m512 v = _mm512_set1_ps(val[i]);
+        const float *wp = w + off[i];
+        SK_UNROLL
+        for (int c = 0; c < NV; c++) a[0][c] = _mm512_fmadd_ps(v, _mm512_loadu_ps(wp + 16 * c), a[0][c]);
+    }
+    SK_UNROLL
+    for (int c = 0; c < NV; c++) acc[c] = _mm512_add_ps(a[0][c], a[1][c]);
+}
+
+/* One channel block [cb, cb + 16*NV) of the input pixels (n, h, 0..W-1) of input row `row` = n*H + h:
+ * dx[n,h,w,cb..] = sum over the taps (r,s) reaching (h,w) and the nonzeros (k, v) of their output
+ * pixel of v * w[k,r,s,cb..]. The nonzeros of all taps are first listed (weight offset, value) with
+ * vector ops, then consumed in one long loop; the sum stays in registers and is stored once. */
+SK_INLINE void bwdd_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx, int row, int cb,
+                        bool stream, int32_t *boff, float *bval, const int NV) {
+    const int n = row / g.h, h = row % g.h;
+    const int C = g.c, RSC = g.r * g.s * C;
+    const int32_t *rp = sp->row_ptr;
+    const uint16_t *chan = sp->chan;
+    const float *val = sp->val;
+    const __m512i rscv = _mm512_set1_epi32(RSC);
+    int tr[64], tp[64], n_r = 0; /* taps r reaching row h, with their output row p */
+    for (int r = 0; r < g.r && n_r < 64; r++) {
+        int num = h + g.pad - r;
+        if (num < 0 || num % g.stride) continue;
+        int p = num / g.stride;
+        if (p >= g.p) continue;
+        tr[n_r] = r;
+        tp[n_r++] = p;
+    }
+    float *dxr = dx + ((size_t)row * g.w) * C + cb;
+    for (int wq = 0; wq < g.w; wq++) {
+        __m512 acc[4];
+        SK_UNROLL
+        for (int c = 0; c < NV; c++) acc[c] = _mm512_setzero_ps();
+        int m = 0;
+        for (int s = 0; s < g.s; s++) {
+            int num = wq + g.pad - s;
+            if (num < 0 || num % g.stride) continue;
+            int q = num / g.stride;
+            if (q >= g.q) continue;
+            for (int ir = 0; ir < n_r; ir++) {
+                size_t orow = ((size_t)n * g.p + tp[ir]) * g.q + q;
+                const __m512i tv = _mm512_set1_epi32((tr[ir] * g.s + s) * C + cb);
+                for (int32_t j = rp[orow], je = rp[orow + 1]; j < je; j += 16) {
+                    int len = je - j < 16 ? je - j : 16;
+                    if (m + len > SK_GATHER_CAP) {
+                        bwdd_consume(acc, w_ohwi, boff, bval, m, NV);
+                        m = 0;
+                    }
+                    __mmask16 k = (__mmask16)((1u << len) - 1);
+                    __m512i ch = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, chan + j));
+                    _mm512_storeu_si512(boff + m, _mm512_add_epi32(_mm512_mullo_epi32(ch, rscv), tv));
+                    _mm512_storeu_ps(bval + m, _mm512_maskz_loadu_ps(k, val + j));
+                    m += len;
+                }
+            }
+        }
+        bwdd_consume(acc, w_ohwi, boff, bval, m, NV);
+        float *d = dxr + (size_t)wq * C;
+        if (stream) {
+            SK_UNROLL
+            for (int c = 0; c < NV; c++) _mm512_stream_ps(d + 16 * c, acc[c]);
+        } else {
+            SK_UNROLL
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(d + 16 * c, acc[c]);
+        }
+    }
+}
+
+static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx) {
+    /* channel block: as wide as possible (<= 64) while the weights' slab of one block stays in L2 */
+    int nv = 4;
+    while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * g.r * g.s * 16 * nv * sizeof(float) > (640u << 10))) nv /= 2;
+    if (g.c % (16 * nv)) nv = 1;
+    const int n_rows = g.n * g.h;
+    /* dx larger than the caches: non-temporal stores (no read for ownership) */
+    const bool stream = (size_t)n_rows * g.w * g.c * sizeof(float) > ((size_t)16 << 20) && (uintptr_t)dx % 64 == 0;
+#pragma omp parallel
+    {
+        int32_t boff[SK_GATHER_CAP + 16] __attribute__((aligned(64)));
+        float bval[SK_GATHER_CAP + 16] __attribute__((aligned(64)));
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int lo = (int)((long long)n_rows * t / nt), hi = (int)((long long)n_rows * (t + 1) / nt);
+        for (int cb = 0; cb < g.c; cb += 16 * nv)
+            for (int row = lo; row < hi; row++) switch (nv) {
+                case 4: bwdd_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 4); break;
+                case 2: bwdd_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 2); break;
+                default: bwdd_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 1); break;
+                }
+        if (stream) _mm_sfence();
+    }
+}
+
+/* -- bwd_weights: output channels over slots, nonzeros regrouped by channel ------------------- */
+
+typedef enum { WP_TAPS9, WP_TAPS1, WP_ROWSEG } WpKind;
+
+/* How the fast bwd_weights handles a geometry. TAPS: C a multiple of 16, R*S taps, the dW of one
+ * channel block (16*nv channels) of all taps of one output channel kept in registers; tap mask bit
+ * r*S+s. ROWSEG (R = 3, S*C <= 16): one vector per window row (its S*C contiguous floats in x and
+ * in dW); mask bits 0..15 are the lanes of the in-bounds columns, bits 16.. the in-bounds rows. */
+typedef struct {
+    WpKind kind;
+    int nv;         /* vectors per tap (TAPS) */
+    uint32_t full;  /* mask of an interior window */
+    ptrdiff_t toff[9]; /* TAPS9: x offset of tap t = r*S+s from the window's top-left */
+} WPlan;
+
+static bool wplan_make(ConvGeom g, WPlan *pl) {
+    memset(pl, 0, sizeof *pl);
+    if ((size_t)g.n * g.h * g.w * g.c >= (size_t)INT32_MAX / 2) return false;
+    const ptrdiff_t WC = (ptrdiff_t)g.w * g.c;
+    if (g.c % 16 == 0 && g.r == 3 && g.s == 3) {
+        pl->kind = WP_TAPS9;
+        pl->nv = g.c % 32 == 0 ? 2 : 1;
+        pl->full = 0x1ff;
+        SK_UNROLL
+        for (int r = 0; r < 3; r++)
+            for (int s = 0; s < 3; s++) pl->toff[r * 3 + s] = r * WC + s * g.c;
+        return true;
+    }
+    if (g.c % 16 == 0 && g.r == 1 && g.s == 1) {
+        pl->kind = WP_TAPS1;
+        pl->nv = g.c % 128 == 0 ? 8 : g.c % 64 == 0 ? 4 : g.c % 32 == 0 ? 2 : 1;
+        pl->full = 1;
+        return true;
+    }
+    if (g.r == 3 && g.s * g.c <= 16) {
+        pl->kind = WP_ROWSEG;
+        pl->full = ((1u << (g.s * g.c)) - 1) | (7u << 16);
+        return true;
+    }
+    return false;
+}
+
+/* The tap mask of the window with top-left input (ih0, iw0). */
+static inline uint32_t wplan_mask(const WPlan *pl, ConvGeom g, int ih0, int iw0) {
+    int r_lo, r_hi, s_lo, s_hi;
+    tap_range(ih0, g.r, g.h, &r_lo, &r_hi);
+    tap_range(iw0, g.s, g.w, &s_lo, &s_hi);
+    if (r_lo == 0 && r_hi == g.r && s_lo == 0 && s_hi == g.s) return pl->full;
+    uint32_t m = 0;
+    if (pl->kind == WP_ROWSEG) {
+        if (s_hi > s_lo) m = ((1u << (s_hi * g.c)) - 1) & ~((1u << (s_lo * g.c)) - 1);
+        for (int r = r_lo; r < r_hi; r++) m |= 1u << (16 + r);
+    } else {
+        for (int r = r_lo; r < r_hi; r++)
+            for (int s = s_lo; s < s_hi; s++) m |= 1u << (r * g.s + s);
+    }
+    return m;
+}
+
+/* dW taps of one output channel, channel block cb, over ne regrouped nonzeros (3x3). */
+SK_INLINE void bwdw_taps9(float *dwk, const float *x, const SkEnt *e, int ne, int cb, const WPlan *pl, int C,
+                          const int NV) {
+    __m512 acc[9 * 2];
+    ptrdiff_t toff[9];
+    SK_UNROLL
+    for (int t = 0; t < 9; t++) toff[t] = pl->toff[t] + cb;
+    SK_UNROLL
+    for (int t = 0; t < 9; t++)
+        SK_UNROLL
+        for (int c = 0; c < NV; c++) acc[t * NV + c] = _mm512_loadu_ps(dwk + (size_t)t * C + cb + 16 * c);
+    for (int i = 0; i < ne; i++) {
+        const __m512 v = _mm512_set1_ps(e[i].v);
+        const uint32_t m = e[i].m;
+        if (m == 0x1ff) {
+            const float *xp = x + e[i].xoff;
+            SK_UNROLL
+            for (int t = 0; t < 9; t++)
+                SK_UNROLL
+                for (int c = 0; c < NV; c++)
+                    acc[t * NV + c] = _mm512_fmadd_ps(v, _mm512_loadu_ps(xp + toff[t] + 16 * c), acc[t * NV + c]);
+        } else {
+            SK_UNROLL
+            for (int t = 0; t < 9; t++) {
+                const bool ok = (m >> t) & 1;
+                const __mmask16 k = ok ? 0xffff : 0;
+                const float *xp = x + (ok ? e[i].xoff + toff[t] : 0); /* x itself when the tap is out */
+                SK_UNROLL
+                for (int c = 0; c < NV; c++)
+                    acc[t * NV + c] = _mm512_mask3_fmadd_ps(_mm512_loadu_ps(xp + 16 * c), v, acc[t * NV + c], k);
+            }
+        }
+    }
+    SK_UNROLL
+    for (int t = 0; t < 9; t++)
+        SK_UNROLL
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(dwk + (size_t)t * C + cb + 16 * c, acc[t * NV + c]);
+}
+
+/* 1x1: one tap; two accumulator sets (alternate nonzeros) when the block is narrow. */
+SK_INLINE void bwdw_taps1(float *dwk, const float *x, const SkEnt *e, int ne, int cb, const int NV) {
+    __m512 a0[8], a1[8];
+    SK_UNROLL
+    for (int c = 0; c < NV; c++) {
+        a0[c] = _mm512_loadu_ps(dwk + cb + 16 * c);
+        a1[c] = _mm512_setzero_ps();
+    }
+    int i = 0;
+    for (; i + 1 < ne; i += 2) {
+        const __m512 v0 = _mm512_set1_ps(e[i].m ? e[i].v : 0.0f), v1 = _mm512_set1_ps(e[i + 1].m ? e[i + 1].v : 0.0f);
+        const float *x0 = x + (e[i].m ? e[i].xoff + cb : 0), *x1 = x + (e[i + 1].m ? e[i + 1].xoff + cb : 0);
+        SK_UNROLL
+        for (int c = 0; c < NV; c++) {
+            a0[c] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(x0 + 16 * c), a0[c]);
+            a1[c] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(x1 + 16 * c), a1[c]);
+        }
+    }
+    if (i < ne) {
+        const __m512 v0 = _mm512_set1_ps(e[i].m ? e[i].v : 0.0f);
+        const float *x0 = x + (e[i].m ? e[i].xoff + cb : 0);
+        SK_UNROLL
+        for (int c = 0; c < NV; c++) a0[c] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(x0 + 16 * c), a0[c]);
+    }
+    SK_UNROLL
+    for (int c = 0; c < NV; c++) _mm512_storeu_ps(dwk + cb + 16 * c, _mm512_add_ps(a0[c], a1[c]));
+}
+
+/* R = 3, S*C <= 16: one masked vector per window row. */
+static void bwdw_rowseg(float *dwk, const float *x, const SkEnt *e, int ne, ConvGeom g) {
+    const ptrdiff_t WC = (ptrdiff_t)g.w * g.c;
+    const int SC = g.s * g.c;
+    const __mmask16 wm = (__mmask16)((1u << SC) - 1);
+    __m512 acc[3];
+    SK_UNROLL
+    for (int r = 0; r < 3; r++) acc[r] = _mm512_maskz_loadu_ps(wm, dwk + (size_t)r * SC);
+    for (int i = 0; i < ne; i++) {
+        const __m512 v = _mm512_set1_ps(e[i].v);
+        const uint32_t m = e[i].m;
+        SK_UNROLL
+        for (int r = 0; r < 3; r++) {
+            const bool ok = (m >> (16 + r)) & 1;
+            const __mmask16 k = ok ? (__mmask16)(m & 0xffff) : 0;
+            const float *xp = sk_addr(x, ok ? e[i].xoff + r * WC : 0);
+            acc[r] = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(k, xp), v, acc[r], k);
+        }
+    }
+    SK_UNROLL
+    for (int r = 0; r < 3; r++) _mm512_mask_storeu_ps(dwk + (size_t)r * SC, wm, acc[r]);
+}
+
+/* First index in [a, b) whose channel is >= k (chan ascending within a row). */
+static inline int32_t chan_lower_bound(const uint16_t *chan, int32_t a, int32_t b, int k) {
+    while (a < b) {
+        int32_t mid = a + (b - a) / 2;
+        if (chan[mid] < k) a = mid + 1;
+        else b = mid;
+    }
+    return a;
+}
+
+/* Slot work: dW[k] for k in [klo, khi), zeroed then accumulated block of rows by block of rows. */
+static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, int klo, int khi,
+                      SkEnt *ent, size_t ent_cap, SkRow *rows, size_t row_cap, int32_t *kc, float *dw) {
+    const size_t C = (size_t)g.c, RSC = (size_t)g.r * g.s * C;
+    memset(dw + (size_t)klo * RSC, 0, (size_t)(khi - klo) * RSC * sizeof *dw);
+    if (khi <= klo) return;
+    const int Ks = khi - klo;
+    const int32_t *rp = sp->row_ptr;
+    const uint16_t *chan = sp->chan;
+    const float *val = sp->val;
+    /* rows per block: bounded by the x bytes the block's windows touch (kept in L2) */
+    size_t x_bytes_row = (size_t)g.stride * g.stride * C * sizeof(float);
+    size_t max_rows = ((size_t)1 << 20) / (x_bytes_row ? x_bytes_row : 1);
+    if (max_rows < 16) max_rows = 16;
+    if (max_rows > row_cap) max_rows = row_cap;
+    const size_t n_rows = (size_t)g.n * g.p * g.q;
+    int n = 0, p = 0, q = 0;
+    size_t i = 0;
+    while (i < n_rows) {
+        /* pass 1: the block's rows, their slot ranges and windows; counts per channel */
+        memset(kc, 0, (size_t)(Ks + 1) * sizeof *kc);
+        size_t nb = 0, cnt = 0;
+        while (i < n_rows && nb < max_rows) {
+            int32_t a = rp[i], b = rp[i + 1];
+            if (klo > 0) a = chan_lower_bound(chan, a, b, klo);
+            if (khi < g.k) b = chan_lower_bound(chan, a, b, khi);
+            if (cnt + (size_t)(b - a) > ent_cap) break;
+            int ih0 = p * g.stride - g.pad, iw0 = q * g.stride - g.pad;
+            rows[nb] = (SkRow){a, b, (int32_t)((((ptrdiff_t)n * g.h + ih0) * g.w + iw0) * (ptrdiff_t)C),
+                               wplan_mask(pl, g, ih0, iw0)};
+            for (int32_t j = a; j < b; j++) kc[chan[j] - klo + 1]++;
+            cnt += (size_t)(b - a);
+            nb++;
+            i++;
+            if (++q == g.q) {
+                q = 0;
+                if (++p == g.p) {
+                    p = 0;
+                    n++;
+                }
+            }
+        }
+        if (cnt == 0) continue;
+        for (int kk = 0; kk < Ks; kk++) kc[kk + 1] += kc[kk]; /* kc[kk] = start of channel kk */
+        /* pass 2: regroup by channel, rows in order */
+        for (size_t r = 0; r < nb; r++) {
+            const SkRow rw = rows[r];
+            for (int32_t j = rw.a; j < rw.b; j++) ent[kc[chan[j] - klo]++] = (SkEnt){rw.xoff, val[j], rw.m};
+        }
+        /* now kc[kk] = end of channel kk */
+        for (int kk = 0; kk < Ks; kk++) {
+            int32_t e0 = kk ? kc[kk - 1] : 0, e1 = kc[kk];
+            if (e0 == e1) continue;
+            float *dwk = dw + (size_t)(klo + kk) * RSC;
+            const SkEnt *e = ent + e0;
+            int ne = e1 - e0;
+            switch (pl->kind) {
+            case WP_TAPS9:
+                for (int cb = 0; cb < g.c; cb += 16 * pl->nv) {
+                    if (pl->nv == 2) bwdw_taps9(dwk, x, e, ne, cb, pl, g.c, 2);
+                    else bwdw_taps9(dwk, x, e, ne, cb, pl, g.c, 1);
+                }
+                break;
+            case WP_TAPS1:
+                for (int cb = 0; cb < g.c; cb += 16 * pl->nv) switch (pl->nv) {
+                    case 8: bwdw_taps1(dwk, x, e, ne, cb, 8); break;
+                    case 4: bwdw_taps1(dwk, x, e, ne, cb, 4); break;
+                    case 2: bwdw_taps1(dwk, x, e, ne, cb, 2); break;
+                    default: bwdw_taps1(dwk, x, e, ne, cb, 1); break;
+                    }
+                break;
+            case WP_ROWSEG: bwdw_rowseg(dwk, x, e, ne, g); break;
+            }
+        }
+    }
+}
+
+static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, SparseWorkspace *ws,
+                      float *dw) {
+    const int n_slots = ws->n_slots;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < n_slots; t++) {
+        int klo = (int)((long long)t * g.k / n_slots), khi = (int)((long long)(t + 1) * g.k / n_slots);
+        bwdw_slot(sp, x, g, pl, klo, khi, (SkEnt *)ws->ent + (size_t)t * ws->ent_cap, ws->ent_cap,
+                  (SkRow *)ws->rows + (size_t)t * ws->row_cap, ws->row_cap, ws->kcount + (size_t)t * ws->kcount_cap,
+                  dw);
+    }
+}
+
+#endif /* SK_AVX512 */
+
+void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx) {
+    check_shapes(s, g);
+#ifdef SK_AVX512
+    if (g.c % 16 == 0) {
+        bwdd_fast(s, w_ohwi, g, dx);
+        return;
+    }
+#endif
+    sparse_conv_bwd_data_ref(s, w_ohwi, g, dx);
+}
+
+void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
+                             float *dw_ohwi) {
+    check_shapes(s, g);
+    ASSERT((size_t)g.k * g.r * g.s * g.c <= ws->dw_elems);
+#ifdef SK_AVX512
+    WPlan pl;
+    if (ws->ent && wplan_make(g, &pl)) {
+        ASSERT((size_t)(g.k + ws->n_slots - 1) / ws->n_slots + 1 <= ws->kcount_cap);
+        bwdw_fast(s, x, g, &pl, ws, dw_ohwi);
+        return;
+    }
+#endif
+    sparse_conv_bwd_weights_ref(s, x, g, ws, dw_ohwi);
 }

@@ -7,35 +7,64 @@
 #define RESPROP_SPARSE_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/sparse.h"
 
-/* Per-slot private weight-gradient accumulators for sparse_conv_bwd_weights, created once (when the
- * model is built) for the largest layer. The result depends only on n_slots (the samples are split
- * into n_slots contiguous ranges, one private dW each, summed in slot order), not on how many
- * threads OpenMP actually runs: bit-identical across calls. */
+/* Scratch of the sparse kernels, created once (when the model is built) for the largest layer.
+ *
+ * dw_priv: per-slot private weight-gradient accumulators of the reference bwd_weights
+ * (sparse_conv_bwd_weights_ref): the samples are split into n_slots contiguous ranges, one private
+ * dW each, summed in slot order, so its result depends only on n_slots.
+ * The fast bwd_weights (sparse_conv_bwd_weights) instead splits the OUTPUT CHANNELS into n_slots
+ * contiguous ranges: slot t owns dW[k] for k in [t*K/n_slots, (t+1)*K/n_slots) and computes it
+ * alone in a fixed order (row blocks in order; within a block, the nonzeros of each k in row order),
+ * so its result is bit-identical across calls, whatever the number of OpenMP threads (and does not
+ * even depend on n_slots). Each slot regroups the nonzeros of a block of rows by output channel in
+ * its own entry buffer (ent_cap entries) and per-row table (row_cap rows); kcount holds the
+ * per-channel counts. */
 typedef struct {
-    int n_slots;       /* number of private accumulators (normally the thread count) */
-    size_t dw_elems;   /* capacity of each, in floats (>= K*R*S*C of any layer used with it) */
-    float *dw_priv;    /* (n_slots, dw_elems) */
+    int n_slots;       /* number of slots (normally the thread count) */
+    size_t dw_elems;   /* capacity of each private dW, in floats (>= K*R*S*C of any layer used) */
+    float *dw_priv;    /* (n_slots, dw_elems) reference path only */
+    size_t ent_cap;    /* entries per slot in ent (>= SPARSE_K_MAX, so any row fits) */
+    void *ent;         /* (n_slots, ent_cap) nonzeros regrouped by output channel (internal type) */
+    size_t row_cap;    /* rows per slot in rows */
+    void *rows;        /* (n_slots, row_cap) per-row ranges of a block (internal type) */
+    size_t kcount_cap; /* per slot: max channels a slot owns + 1 */
+    int32_t *kcount;   /* (n_slots, kcount_cap) */
 } SparseWorkspace;
 
-/* n_slots <= 0 means omp_get_max_threads(). Returns 0, ERR_SHAPE (dw_elems 0) or ERR_NOMEM;
- * on failure *ws is zeroed. */
+/* n_slots <= 0 means omp_get_max_threads(). Allocates dw_priv and the regrouping buffers (a few MiB
+ * per slot). Returns 0, ERR_SHAPE (dw_elems 0) or ERR_NOMEM; on failure *ws is zeroed. */
 int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems);
 void sparse_workspace_deinit(SparseWorkspace *ws);
 
 /* dx (N,H,W,C) NHWC, overwritten = the input gradient of the convolution for output gradient s and
  * weights w_ohwi (K,R,S,C): for each nonzero (n,p,q,k,v) and tap (r,s) inside the input,
- * dx[n, p*stride-pad+r, q*stride-pad+s, :] += v * w[k,r,s,:]. Parallel over samples (no races).
+ * dx[n, p*stride-pad+r, q*stride-pad+s, :] += v * w[k,r,s,:].
+ * Fast path (AVX-512, C a multiple of 16): gather form, each dx pixel accumulated in registers over
+ * the taps and nonzeros that reach it and written once; parallel over input rows; deterministic
+ * (each element's summation order depends only on s). Other C: the reference kernel.
  * s's shape must match g (ASSERT). Allocates nothing. */
 void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx);
 
 /* dw_ohwi (K,R,S,C), overwritten = the weight gradient for output gradient s and input x (N,H,W,C):
  * dw[k,r,s,:] += v * x[n, p*stride-pad+r, q*stride-pad+s, :] over the nonzeros and in-bounds taps.
- * Accumulates into ws's private slots (ASSERT K*R*S*C <= ws->dw_elems), then sums them in slot
- * order. Deterministic for a given ws->n_slots. Allocates nothing. */
+ * Fast path (AVX-512; C a multiple of 16 with R*S in {1, 9}, or R = 3 with S*C <= 16, e.g. the
+ * 3-channel stem): output channels split over the slots (see SparseWorkspace), nonzeros regrouped
+ * by channel per block of rows, the dW taps of one channel accumulated in registers. Other shapes:
+ * the reference kernel. Deterministic; ASSERT K*R*S*C <= ws->dw_elems and K < ws->kcount_cap *
+ * ws->n_slots. Allocates nothing. */
 void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
                              float *dw_ohwi);
+
+/* The reference kernels: plain per-nonzero scatter, portable C, same contracts (bwd_data zeroes dx
+ * and scatters, parallel over samples; bwd_weights accumulates per-sample-range private dW in
+ * ws->dw_priv and sums them in slot order, deterministic for a given ws->n_slots). For tests and
+ * for the shapes the fast paths do not cover. */
+void sparse_conv_bwd_data_ref(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx);
+void sparse_conv_bwd_weights_ref(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
+                                 float *dw_ohwi);
 
 #endif
