@@ -12,12 +12,13 @@
 
 extern const Scheme scheme_dense;
 extern const Scheme scheme_resprop;
+extern const Scheme scheme_resprop_vec;
 extern const Scheme scheme_meprop;
 extern const Scheme scheme_threshold;
 extern const Scheme scheme_random;
 
 const Scheme *const scheme_registry[] = {
-    &scheme_dense, &scheme_resprop, &scheme_meprop, &scheme_threshold, &scheme_random, NULL,
+    &scheme_dense, &scheme_resprop, &scheme_resprop_vec, &scheme_meprop, &scheme_threshold, &scheme_random, NULL,
 };
 
 #define SCHEME_KEY_PREFIX "scheme."

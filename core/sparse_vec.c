@@ -11,6 +11,9 @@
 #include "core/log.h"
 #include "core/mem.h"
 
+/* Target width of one bwd_weights column piece (a unit of dynamic scheduling). */
+#define SPARSE_VEC_PIECE_COLS 256
+
 int sparse_vec_workspace_init(SparseVecWorkspace *ws, size_t max_rsc, int n_threads, size_t bytes_per_thread) {
     int rc = 0;
     memset(ws, 0, sizeof *ws);
@@ -109,14 +112,17 @@ void sparse_vec_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom
     size_t chunk = ws->cols_cap / rsc;
     if (chunk > SPARSE_VEC_MAX_ROWS) chunk = SPARSE_VEC_MAX_ROWS;
     int n_threads = ws->n_threads < omp_get_max_threads() ? ws->n_threads : omp_get_max_threads();
-    int blas = sv_blas_begin();
+    int blas = sv_blas_begin(), next_item = 0;
 #pragma omp parallel num_threads(n_threads)
     {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int t = omp_get_thread_num();
         float *cols = ws->cols + (size_t)t * ws->cols_cap;
         /* items: runs of whole samples with at most `chunk` active positions (or one larger sample),
-         * found by the same greedy scan in every thread and dealt round-robin */
-        int item = 0, n0 = 0;
+         * found by the same greedy scan in every thread; a thread claims the next unclaimed item
+         * (an item's result does not depend on which thread computes it) */
+        int item = 0, n0 = 0, mine;
+#pragma omp atomic capture
+        mine = next_item++;
         while (n0 < g.n) {
             size_t cnt = sv_sample_active(s, pq, n0);
             int n1 = n0 + 1;
@@ -126,7 +132,11 @@ void sparse_vec_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom
                 cnt += a;
                 n1++;
             }
-            if (item % nt == t) sv_data_item(s, w_ohwi, g, cols, chunk, n0, n1, dx);
+            if (item == mine) {
+                sv_data_item(s, w_ohwi, g, cols, chunk, n0, n1, dx);
+#pragma omp atomic capture
+                mine = next_item++;
+            }
             item++;
             n0 = n1;
         }
@@ -152,44 +162,51 @@ static void sv_im2col_row(const float *x, ConvGeom g, size_t row, size_t j0, siz
     }
 }
 
-/* Column range [j0, j1) of slot t of nt over rsc columns, boundaries on multiples of 16 floats. */
-static void sv_col_range(size_t rsc, int t, int nt, size_t *j0, size_t *j1) {
-    size_t a = ((size_t)t * rsc / (size_t)nt + 15) & ~(size_t)15, b = ((size_t)(t + 1) * rsc / (size_t)nt + 15) & ~(size_t)15;
+/* Column range [j0, j1) of piece t of n_pieces over rsc columns, boundaries on multiples of 16. */
+static void sv_col_range(size_t rsc, int t, int n_pieces, size_t *j0, size_t *j1) {
+    size_t a = ((size_t)t * rsc / (size_t)n_pieces + 15) & ~(size_t)15;
+    size_t b = ((size_t)(t + 1) * rsc / (size_t)n_pieces + 15) & ~(size_t)15;
     *j0 = a < rsc ? a : rsc;
-    *j1 = t == nt - 1 || b > rsc ? rsc : b;
+    *j1 = t == n_pieces - 1 || b > rsc ? rsc : b;
+}
+
+/* dW[:, j0:j1) over all active positions, in chunks of at most ws->cols_cap floats of cols. */
+static void sv_weights_piece(const SparseGrad *s, const float *x, ConvGeom g, const SparseVecWorkspace *ws,
+                             float *cols, size_t j0, size_t j1, float *dw) {
+    const size_t rsc = (size_t)g.r * g.s * g.c, kk = (size_t)g.k, width = j1 - j0;
+    const size_t total = (size_t)s->row_ptr[(size_t)g.n * g.p * g.q];
+    size_t chunk = ws->cols_cap / width;
+    if (chunk > SPARSE_VEC_MAX_ROWS) chunk = SPARSE_VEC_MAX_ROWS;
+    size_t off = 0, i = 0;
+    float beta = 0.0f;
+    while (off < total) {
+        size_t m = (total - off) / kk;
+        if (m > chunk) m = chunk;
+        for (size_t j = 0; j < m; j++) sv_im2col_row(x, g, sv_next_row(s, &i), j0, j1, cols + j * width);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.k, (int)width, (int)m, 1.0f, s->val + off, g.k,
+                    cols, (int)width, beta, dw + j0, (int)rsc);
+        beta = 1.0f;
+        off += m * kk;
+    }
+    if (beta == 0.0f) /* no active position */
+        for (size_t k = 0; k < kk; k++) memset(dw + k * rsc + j0, 0, width * sizeof *dw);
 }
 
 void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseVecWorkspace *ws,
                                  float *dw_ohwi) {
     sv_check(s, g, ws);
-    const size_t rsc = (size_t)g.r * g.s * g.c, kk = (size_t)g.k;
-    const size_t total = (size_t)s->row_ptr[(size_t)g.n * g.p * g.q];
+    const size_t rsc = (size_t)g.r * g.s * g.c;
     int n_threads = ws->n_threads < omp_get_max_threads() ? ws->n_threads : omp_get_max_threads();
+    /* column pieces of about SPARSE_VEC_PIECE_COLS (at least one per thread), claimed dynamically */
+    int n_pieces = (int)((rsc + SPARSE_VEC_PIECE_COLS - 1) / SPARSE_VEC_PIECE_COLS);
+    if (n_pieces < n_threads) n_pieces = n_threads;
     int blas = sv_blas_begin();
-#pragma omp parallel num_threads(n_threads)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *cols = ws->cols + (size_t)t * ws->cols_cap;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+    for (int piece = 0; piece < n_pieces; piece++) {
         size_t j0, j1;
-        sv_col_range(rsc, t, nt, &j0, &j1);
-        const size_t width = j1 - j0;
-        if (width > 0) {
-            size_t chunk = ws->cols_cap / width;
-            if (chunk > SPARSE_VEC_MAX_ROWS) chunk = SPARSE_VEC_MAX_ROWS;
-            size_t off = 0, i = 0;
-            float beta = 0.0f;
-            while (off < total) {
-                size_t m = (total - off) / kk;
-                if (m > chunk) m = chunk;
-                for (size_t j = 0; j < m; j++) sv_im2col_row(x, g, sv_next_row(s, &i), j0, j1, cols + j * width);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.k, (int)width, (int)m, 1.0f, s->val + off,
-                            g.k, cols, (int)width, beta, dw_ohwi + j0, (int)rsc);
-                beta = 1.0f;
-                off += m * kk;
-            }
-            if (beta == 0.0f) /* no active position */
-                for (size_t k = 0; k < kk; k++) memset(dw_ohwi + k * rsc + j0, 0, width * sizeof *dw_ohwi);
-        }
+        sv_col_range(rsc, piece, n_pieces, &j0, &j1);
+        if (j1 > j0)
+            sv_weights_piece(s, x, g, ws, ws->cols + (size_t)omp_get_thread_num() * ws->cols_cap, j0, j1, dw_ohwi);
     }
     sv_blas_end(blas);
 }

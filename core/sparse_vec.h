@@ -9,9 +9,10 @@
  *                from x (zeros outside the input).
  * Layouts as core/sparse_kernels.h: activations NHWC, weights OHWI (K,R,S,C).
  *
- * Threads: one OpenMP region per call; inside it each thread runs single-threaded sgemms on its own
- * share (bwd_data: whole samples, so col2im has no races; bwd_weights: a 16-float-aligned column range
- * of dW). OpenBLAS must run at one thread inside OpenMP regions: the kernels set
+ * Threads: one OpenMP region per call; inside it each thread runs single-threaded sgemms on the
+ * units it claims dynamically (bwd_data: runs of whole samples, so col2im has no races; bwd_weights:
+ * 16-float-aligned column ranges of dW of about 256 columns). A unit's result does not depend on the
+ * thread that computes it. OpenBLAS must run at one thread inside OpenMP regions: the kernels set
  * openblas_set_num_threads(1) for the call when it is not already 1 and restore it afterwards (the
  * `resprop` CLI keeps it at 1 anyway). Work is cut into chunks of at most ws->cols_cap floats per
  * thread, so memory stays bounded whatever the layer. Results are bit-identical across calls with

@@ -92,6 +92,7 @@ static void assert_dense_step(const SchemeOut *out, const float *g, size_t count
 static void test_vec_table(void **state) {
     (void)state;
     assert_string_equal(VEC->name, "resprop-vec");
+    assert_true(scheme_find("resprop-vec") == VEC); /* registered */
     assert_true(VEC->options == scheme_resprop.options); /* the same keys */
     assert_int_equal(VEC->cfg_size, sizeof(ResPropOptions));
     assert_non_null(VEC->state_bytes);
