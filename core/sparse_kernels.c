@@ -170,6 +170,76 @@ SK_INLINE const float *sk_addr(const float *x, ptrdiff_t off) {
 
 /* -- bwd_data: gather form -------------------------------------------------------------------- */
 
+#ifndef SK_WBLOCK_BYTES /* x bytes the windows of one bwd_weights block touch (L2) */
+#define SK_WBLOCK_BYTES (1u << 20)
+#endif
+#ifndef SK_SLAB_BYTES
+#define SK_SLAB_BYTES (16u << 10)
+#endif
+
+/* One channel block [cb, cb + 16*NV) of the input pixels (n, h, 0..W-1) of input row `row` = n*H + h.
+ * dx[n,h,w,cb..] = sum over the taps (r,s) reaching (h,w) and the nonzeros (k, v) of their output
+ * pixel of v * w[k,r,s,cb..]. Taps outermost: the weights of one tap and channel block (K x 16*NV
+ * floats) and the dx row stay in L1 while every pixel of the row consumes that tap's nonzeros;
+ * a pixel's partial sum is kept in registers over one tap's nonzeros (two sets, alternate
+ * nonzeros) and added to the row in memory. Fixed order (taps r, s, then the row's nonzeros). */
+SK_INLINE void bwdd_tile_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx, int row, int cb,
+                        const int NV) {
+    const int n = row / g.h, h = row % g.h;
+    const size_t C = (size_t)g.c, RSC = (size_t)g.r * g.s * C;
+    const int32_t *rp = sp->row_ptr;
+    const uint16_t *chan = sp->chan;
+    const float *val = sp->val;
+    float *dxr = dx + ((size_t)row * g.w) * C + cb;
+    for (int wq = 0; wq < g.w; wq++) {
+        SK_UNROLL
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(dxr + (size_t)wq * C + 16 * c, _mm512_setzero_ps());
+    }
+    for (int r = 0; r < g.r; r++) {
+        int num = h + g.pad - r;
+        if (num < 0 || num % g.stride) continue;
+        int p = num / g.stride;
+        if (p >= g.p) continue;
+        const int32_t *rpp = rp + ((size_t)n * g.p + p) * g.q;
+        for (int s = 0; s < g.s; s++) {
+            const float *wt = w_ohwi + ((size_t)r * g.s + s) * C + cb;
+            /* pixels wq = q*stride - pad + s for q in range */
+            int q0 = 0;
+            while (q0 * g.stride - g.pad + s < 0) q0++;
+            for (int q = q0; q < g.q; q++) {
+                int wq = q * g.stride - g.pad + s;
+                if (wq >= g.w) break;
+                int32_t j = rpp[q], je = rpp[q + 1];
+                if (j == je) continue;
+                float *d = dxr + (size_t)wq * C;
+                __m512 a0[4], a1[4];
+                SK_UNROLL
+                for (int c = 0; c < NV; c++) {
+                    a0[c] = _mm512_loadu_ps(d + 16 * c);
+                    a1[c] = _mm512_setzero_ps();
+                }
+                for (; j + 1 < je; j += 2) {
+                    const float *w0 = wt + chan[j] * RSC, *w1 = wt + chan[j + 1] * RSC;
+                    const __m512 v0 = _mm512_set1_ps(val[j]), v1 = _mm512_set1_ps(val[j + 1]);
+                    SK_UNROLL
+                    for (int c = 0; c < NV; c++) {
+                        a0[c] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(w0 + 16 * c), a0[c]);
+                        a1[c] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(w1 + 16 * c), a1[c]);
+                    }
+                }
+                if (j < je) {
+                    const float *w0 = wt + chan[j] * RSC;
+                    const __m512 v0 = _mm512_set1_ps(val[j]);
+                    SK_UNROLL
+                    for (int c = 0; c < NV; c++) a0[c] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(w0 + 16 * c), a0[c]);
+                }
+                SK_UNROLL
+                for (int c = 0; c < NV; c++) _mm512_storeu_ps(d + 16 * c, _mm512_add_ps(a0[c], a1[c]));
+            }
+        }
+    }
+}
+
 enum { SK_GATHER_CAP = 2048 }; /* nonzeros buffered per input pixel before they are consumed */
 
 /* acc += sum over the m buffered nonzeros of val[i] * w[off[i] .. + 16*NV); U independent
@@ -206,7 +276,7 @@ SK_INLINE void bwdd_consume(__m512 *acc, const float *w, const int32_t *off, con
  * dx[n,h,w,cb..] = sum over the taps (r,s) reaching (h,w) and the nonzeros (k, v) of their output
  * pixel of v * w[k,r,s,cb..]. The nonzeros of all taps are first listed (weight offset, value) with
  * vector ops, then consumed in one long loop; the sum stays in registers and is stored once. */
-SK_INLINE void bwdd_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx, int row, int cb,
+SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx, int row, int cb,
                         bool stream, int32_t *boff, float *bval, const int NV) {
     const int n = row / g.h, h = row % g.h;
     const int C = g.c, RSC = g.r * g.s * C;
@@ -263,13 +333,18 @@ SK_INLINE void bwdd_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, f
     }
 }
 
+/* Stride 1, R*S > 1: the tap-outer tile form (bwdd_tile_row); otherwise (strided or 1x1, where each
+ * dx pixel gets few taps and dx is mostly written, not computed) the gather form with
+ * non-temporal stores when dx exceeds the caches. */
 static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx) {
-    /* channel block: as wide as possible (<= 64) while the weights' slab of one block stays in L2 */
+    const bool tile = g.stride == 1 && g.r * g.s > 1;
     int nv = 4;
-    while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * g.r * g.s * 16 * nv * sizeof(float) > (640u << 10))) nv /= 2;
+    if (tile) /* as wide as possible (<= 64) while one tap's weights (K x block) fit in L1 */
+        while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * 16 * nv * sizeof(float) > SK_SLAB_BYTES)) nv /= 2;
+    else /* while the weights' slab of one block stays in L2 */
+        while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * g.r * g.s * 16 * nv * sizeof(float) > (640u << 10))) nv /= 2;
     if (g.c % (16 * nv)) nv = 1;
     const int n_rows = g.n * g.h;
-    /* dx larger than the caches: non-temporal stores (no read for ownership) */
     const bool stream = (size_t)n_rows * g.w * g.c * sizeof(float) > ((size_t)16 << 20) && (uintptr_t)dx % 64 == 0;
 #pragma omp parallel
     {
@@ -277,13 +352,22 @@ static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, flo
         float bval[SK_GATHER_CAP + 16] __attribute__((aligned(64)));
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int lo = (int)((long long)n_rows * t / nt), hi = (int)((long long)n_rows * (t + 1) / nt);
-        for (int cb = 0; cb < g.c; cb += 16 * nv)
-            for (int row = lo; row < hi; row++) switch (nv) {
-                case 4: bwdd_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 4); break;
-                case 2: bwdd_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 2); break;
-                default: bwdd_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 1); break;
-                }
-        if (stream) _mm_sfence();
+        if (tile) {
+            for (int row = lo; row < hi; row++)
+                for (int cb = 0; cb < g.c; cb += 16 * nv) switch (nv) {
+                    case 4: bwdd_tile_row(sp, w_ohwi, g, dx, row, cb, 4); break;
+                    case 2: bwdd_tile_row(sp, w_ohwi, g, dx, row, cb, 2); break;
+                    default: bwdd_tile_row(sp, w_ohwi, g, dx, row, cb, 1); break;
+                    }
+        } else {
+            for (int cb = 0; cb < g.c; cb += 16 * nv)
+                for (int row = lo; row < hi; row++) switch (nv) {
+                    case 4: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 4); break;
+                    case 2: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 2); break;
+                    default: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 1); break;
+                    }
+            if (stream) _mm_sfence();
+        }
     }
 }
 
@@ -458,7 +542,7 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     const float *val = sp->val;
     /* rows per block: bounded by the x bytes the block's windows touch (kept in L2) */
     size_t x_bytes_row = (size_t)g.stride * g.stride * C * sizeof(float);
-    size_t max_rows = ((size_t)1 << 20) / (x_bytes_row ? x_bytes_row : 1);
+    size_t max_rows = (size_t)SK_WBLOCK_BYTES / (x_bytes_row ? x_bytes_row : 1);
     if (max_rows < 16) max_rows = 16;
     if (max_rows > row_cap) max_rows = row_cap;
     const size_t n_rows = (size_t)g.n * g.p * g.q;

@@ -1,9 +1,12 @@
-/* test_sparse.c: the CSR sparse-gradient format (round trip, capacity errors) and the reference
- * sparse conv backward kernels of core/sparse.c against oneDNN's dense backward (core/layer.h) on
- * the same sparsified gradient S, for the conv kinds of the models; determinism with 2 threads; no
- * leaks and no allocation inside the kernels.
+/* test_sparse.c: the CSR sparse-gradient format (round trip, capacity errors) and the sparse conv
+ * backward kernels of core/sparse_kernels.c, both the fast paths and the reference ones, against
+ * oneDNN's dense backward (core/layer.h) on the same sparsified gradient S, for the conv kinds of
+ * the models and for shapes that reach every fast-path variant (channel blocks, borders, strides,
+ * channel splits); fast against reference; determinism with 1 and 2 threads; no leaks and no
+ * allocation inside the kernels.
  *
- * Both sides are f32; oneDNN sums in a different order, so norm-relative tolerance 1e-4. */
+ * Both sides are f32; oneDNN sums in a different order, so norm-relative tolerance 1e-4 (fast vs
+ * reference: 1e-5). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include "tests/testutil.h"
 
 #define TOL 1e-4
+#define TOL_REF 1e-5
 
 static float *falloc(size_t n) {
     float *p = mem_calloc(n ? n : 1, sizeof *p);
@@ -172,6 +176,18 @@ static const ConvCase conv_cases[] = {
     {"7x7 s2 p3 C=3 stem", 2, 3, 16, 16, 16, 7, 7, 2, 3},
     {"5x5 s1 p0", 3, 6, 12, 12, 8, 5, 5, 1, 0},
     {"wide 3x3 s1 p1 C=K=128 4x4", 2, 128, 4, 4, 128, 3, 3, 1, 1},
+    /* fast-path variants */
+    {"3x3 s1 p1 C=3 stem (row segments)", 2, 3, 10, 9, 20, 3, 3, 1, 1},
+    {"3x3 s2 p1 C=3 odd input (row segments)", 2, 3, 9, 11, 7, 3, 3, 2, 1},
+    {"3x3 s1 p1 C=64 K=48 (64-wide blocks)", 2, 64, 7, 6, 48, 3, 3, 1, 1},
+    {"3x3 s1 p0 C=32 K=96 (no padding)", 2, 32, 6, 7, 96, 3, 3, 1, 0},
+    {"3x3 s2 p1 C=64 K=80 (gather)", 3, 64, 8, 9, 80, 3, 3, 2, 1},
+    {"3x3 s1 p1 C=256 K=96 (narrow blocks)", 1, 256, 5, 5, 96, 3, 3, 1, 1},
+    {"3x3 s1 p2 C=16 K=3 (wide padding)", 3, 16, 5, 4, 3, 3, 3, 1, 2},
+    {"1x1 s1 p0 C=128 K=40", 2, 128, 5, 5, 40, 1, 1, 1, 0},
+    {"1x1 s1 p1 C=48 K=1 (padded 1x1)", 3, 48, 4, 5, 1, 1, 1, 1, 1},
+    {"1x1 s2 p0 C=256 K=24", 2, 256, 6, 6, 24, 1, 1, 2, 0},
+    {"5x5 s2 p2 C=32 (reference paths)", 2, 32, 9, 9, 16, 5, 5, 2, 2},
 };
 #define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
 
@@ -234,7 +250,7 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
 
     SparseGrad sg;
     SparseWorkspace ws;
-    assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny / 4), 0);
+    assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny), 0);
     assert_int_equal(sparse_workspace_init(&ws, 0, nw), 0);
     assert_int_equal(sparse_from_dense(&sg, dy), 0);
     assert_int_equal(sg.nnz, nnz);
@@ -255,6 +271,30 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     snprintf(name, sizeof name, "%s density %.2f: dW", cc->what, density);
     assert_close_fd(name, sdw_kcrs, ref, nw, TOL);
 
+    /* the reference kernels: against oneDNN, and the fast ones against them */
+    float *rdx = falloc(nx), *rdw = falloc(nw);
+    memset(rdx, 0xff, nx * sizeof *rdx);
+    memset(rdw, 0xff, nw * sizeof *rdw);
+    allocs = mem_n_allocs();
+    sparse_conv_bwd_data_ref(&sg, w_ohwi, g, rdx);
+    sparse_conv_bwd_weights_ref(&sg, x, g, &ws, rdw);
+    assert_int_equal(mem_n_allocs(), allocs);
+    to_double(dx, ref, nx);
+    snprintf(name, sizeof name, "%s density %.2f: reference dX", cc->what, density);
+    assert_close_fd(name, rdx, ref, nx, TOL);
+    to_double(rdx, ref, nx);
+    snprintf(name, sizeof name, "%s density %.2f: fast dX vs reference", cc->what, density);
+    assert_close_fd(name, sdx, ref, nx, TOL_REF);
+    to_double(rdw, ref, nw);
+    snprintf(name, sizeof name, "%s density %.2f: fast dW vs reference", cc->what, density);
+    assert_close_fd(name, sdw_ohwi, ref, nw, TOL_REF);
+    ohwi_to_kcrs(rdw, sdw_kcrs, g);
+    to_double(dw_dnnl, ref, nw);
+    snprintf(name, sizeof name, "%s density %.2f: reference dW", cc->what, density);
+    assert_close_fd(name, sdw_kcrs, ref, nw, TOL);
+    mem_free(rdx);
+    mem_free(rdw);
+
     sparse_workspace_deinit(&ws);
     sparse_deinit(&sg);
     float *bufs[] = {x, y, dx, dy, w_kcrs, w_ohwi, dw_dnnl, sdx, sdw_ohwi, sdw_kcrs};
@@ -269,17 +309,19 @@ static void test_conv_case(void **state) {
     const ConvCase *cc = *state;
     run_conv_case(cc, 0.10, 11 + (uint64_t)(cc - conv_cases));
     run_conv_case(cc, 0.05, 101 + (uint64_t)(cc - conv_cases));
+    run_conv_case(cc, 0.60, 201 + (uint64_t)(cc - conv_cases)); /* long rows (many nonzeros per pixel) */
 }
 
-/* Two calls with 2 threads give identical bits (dX and dW), and neither allocates. An all-zero
- * gradient gives zero dX and dW (the outputs are overwritten). */
+/* Two calls with 2 threads give identical bits (dX and dW), and neither allocates; so do 1 thread
+ * and (fast bwd_weights, which splits output channels) a workspace with another slot count. An
+ * all-zero gradient gives zero dX and dW (the outputs are overwritten). */
 static void test_determinism(void **state) {
     size_t base = mem_live_bytes();
     int saved = omp_get_max_threads();
     omp_set_num_threads(2);
     Rng rng;
     rng_init(&rng, 77);
-    ConvGeom g = sparse_geom(8, 32, 8, 8, 32, 3, 3, 1, 1);
+    ConvGeom g = sparse_geom(8, 64, 8, 8, 40, 3, 3, 1, 1);
     size_t nx = (size_t)g.n * g.h * g.w * g.c, ny = (size_t)g.n * g.p * g.q * g.k, nw = (size_t)g.k * g.r * g.s * g.c;
     float *x = falloc(nx), *w = falloc(nw), *s = falloc(ny);
     float *dx1 = falloc(nx), *dx2 = falloc(nx), *dw1 = falloc(nw), *dw2 = falloc(nw);
@@ -302,9 +344,16 @@ static void test_determinism(void **state) {
     assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
     /* with one thread running the same 2 slots: still the same bits */
     omp_set_num_threads(1);
+    sparse_conv_bwd_data(&sg, w, g, dx2);
     sparse_conv_bwd_weights(&sg, x, g, &ws, dw2);
+    assert_memory_equal(dx1, dx2, nx * sizeof *dx1);
     assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
     omp_set_num_threads(2);
+    SparseWorkspace ws3;
+    assert_int_equal(sparse_workspace_init(&ws3, 3, nw), 0);
+    sparse_conv_bwd_weights(&sg, x, g, &ws3, dw2);
+    assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
+    sparse_workspace_deinit(&ws3);
 
     memset(s, 0, ny * sizeof *s);
     assert_int_equal(sparse_from_dense(&sg, s), 0);
