@@ -333,11 +333,12 @@ SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGe
     }
 }
 
-/* Stride 1, R*S > 1: the tap-outer tile form (bwdd_tile_row); otherwise (strided or 1x1, where each
- * dx pixel gets few taps and dx is mostly written, not computed) the gather form with
- * non-temporal stores when dx exceeds the caches. */
+/* Stride 1, R*S > 1 and K <= 128 (one tap's weights in L1 for a 32-wide block): the tap-outer tile
+ * form (bwdd_tile_row); otherwise (strided or 1x1, where each dx pixel gets few taps and dx is mostly
+ * written, not computed; or many output channels) the gather form, with non-temporal stores when dx
+ * exceeds the caches. */
 static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx) {
-    const bool tile = g.stride == 1 && g.r * g.s > 1;
+    const bool tile = g.stride == 1 && g.r * g.s > 1 && (size_t)g.k * 32 * sizeof(float) <= SK_SLAB_BYTES;
     int nv = 4;
     if (tile) /* as wide as possible (<= 64) while one tap's weights (K x block) fit in L1 */
         while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * 16 * nv * sizeof(float) > SK_SLAB_BYTES)) nv /= 2;
@@ -497,37 +498,53 @@ SK_INLINE void bwdw_taps1(float *dwk, const float *x, const SkEnt *e, int ne, in
     for (int c = 0; c < NV; c++) _mm512_storeu_ps(dwk + cb + 16 * c, _mm512_add_ps(a0[c], a1[c]));
 }
 
-/* R = 3, S*C <= 16: one masked vector per window row. */
+/* R = 3, S*C <= 16: one masked vector per window row; two accumulator sets (alternate nonzeros). */
+SK_INLINE void bwdw_rowseg_one(__m512 *acc, const float *x, const SkEnt *e, ptrdiff_t WC) {
+    const __m512 v = _mm512_set1_ps(e->v);
+    const uint32_t m = e->m;
+    SK_UNROLL
+    for (int r = 0; r < 3; r++) {
+        const bool ok = (m >> (16 + r)) & 1;
+        const __mmask16 k = ok ? (__mmask16)(m & 0xffff) : 0;
+        const float *xp = sk_addr(x, ok ? e->xoff + r * WC : 0);
+        acc[r] = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(k, xp), v, acc[r], k);
+    }
+}
+
 static void bwdw_rowseg(float *dwk, const float *x, const SkEnt *e, int ne, ConvGeom g) {
     const ptrdiff_t WC = (ptrdiff_t)g.w * g.c;
     const int SC = g.s * g.c;
     const __mmask16 wm = (__mmask16)((1u << SC) - 1);
-    __m512 acc[3];
+    __m512 a0[3], a1[3];
     SK_UNROLL
-    for (int r = 0; r < 3; r++) acc[r] = _mm512_maskz_loadu_ps(wm, dwk + (size_t)r * SC);
-    for (int i = 0; i < ne; i++) {
-        const __m512 v = _mm512_set1_ps(e[i].v);
-        const uint32_t m = e[i].m;
-        SK_UNROLL
-        for (int r = 0; r < 3; r++) {
-            const bool ok = (m >> (16 + r)) & 1;
-            const __mmask16 k = ok ? (__mmask16)(m & 0xffff) : 0;
-            const float *xp = sk_addr(x, ok ? e[i].xoff + r * WC : 0);
-            acc[r] = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(k, xp), v, acc[r], k);
-        }
+    for (int r = 0; r < 3; r++) {
+        a0[r] = _mm512_maskz_loadu_ps(wm, dwk + (size_t)r * SC);
+        a1[r] = _mm512_setzero_ps();
     }
+    int i = 0;
+    for (; i + 1 < ne; i += 2) {
+        bwdw_rowseg_one(a0, x, e + i, WC);
+        bwdw_rowseg_one(a1, x, e + i + 1, WC);
+    }
+    if (i < ne) bwdw_rowseg_one(a0, x, e + i, WC);
     SK_UNROLL
-    for (int r = 0; r < 3; r++) _mm512_mask_storeu_ps(dwk + (size_t)r * SC, wm, acc[r]);
+    for (int r = 0; r < 3; r++) _mm512_mask_storeu_ps(dwk + (size_t)r * SC, wm, _mm512_add_ps(a0[r], a1[r]));
 }
 
-/* First index in [a, b) whose channel is >= k (chan ascending within a row). */
+/* First index in [a, b) whose channel is >= k (chan ascending within a row): the count of channels
+ * below k, 32 at a time with a masked vector compare (rows are short; no unpredictable branches). */
 static inline int32_t chan_lower_bound(const uint16_t *chan, int32_t a, int32_t b, int k) {
-    while (a < b) {
-        int32_t mid = a + (b - a) / 2;
-        if (chan[mid] < k) a = mid + 1;
-        else b = mid;
+    const __m512i kv = _mm512_set1_epi16((short)k);
+    int32_t n_below = 0;
+    for (int32_t j = a; j < b; j += 32) {
+        int len = b - j < 32 ? b - j : 32;
+        __mmask32 m = (__mmask32)(len == 32 ? 0xffffffffu : (1u << len) - 1);
+        __m512i cv = _mm512_maskz_loadu_epi16(m, chan + j);
+        int c = __builtin_popcount((unsigned)_mm512_mask_cmplt_epu16_mask(m, cv, kv));
+        n_below += c;
+        if (c < len) break;
     }
-    return a;
+    return a + n_below;
 }
 
 /* Slot work: dW[k] for k in [klo, khi), zeroed then accumulated block of rows by block of rows. */
