@@ -1149,6 +1149,9 @@ static int attach_sparse(Layer *l, const LayerScheme *ls) {
     size_t n_w = (size_t)g.k * g.r * g.s * g.c;
     if (n_w > ls->ws->dw_elems)
         FAIL(ERR_SHAPE, "layer %s: %zu weights exceed the sparse workspace's %zu", l->spec.name, n_w, ls->ws->dw_elems);
+    if (ls->vws && (size_t)g.r * g.s * g.c > ls->vws->max_rsc)
+        FAIL(ERR_SHAPE, "layer %s: R*S*C = %d exceeds the structured workspace's %zu", l->spec.name, g.r * g.s * g.c,
+             ls->vws->max_rsc);
     if (!(ls->breakeven >= 0.0 && ls->breakeven <= 1.0))
         FAIL(ERR_CONFIG, "layer %s: break-even density %g: expected a number in [0, 1]", l->spec.name, ls->breakeven);
     dnnl_dims_t wd = {g.k, g.c, g.r, g.s};
@@ -1281,12 +1284,15 @@ fail:
 static int conv_backward_sparse(Layer *l) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
+    bool vec = ls->out.structured && ls->out.csr_written && ls->vws;
     if (l->dx[0]) {
         TRY(exec_step(l, &l->sp_w_reorder));
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
-        sparse_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, l->dx[0]);
+        if (vec) sparse_vec_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, ls->vws, l->dx[0]);
+        else sparse_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, l->dx[0]);
     }
-    sparse_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW]);
+    if (vec) sparse_vec_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->vws, l->ctx->shared[CTX_SPARSE_DW]);
+    else sparse_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW]);
     TRY(exec_step(l, &l->sp_dw_reorder));
     DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
 fail:

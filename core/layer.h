@@ -30,6 +30,7 @@
 #include "core/shape.h"
 #include "core/sparse.h"
 #include "core/sparse_kernels.h"
+#include "core/sparse_vec.h"
 
 typedef enum {
     LAYER_INPUT = 0, /* the network input; no computation */
@@ -152,7 +153,9 @@ int layer_loss_correct(const Layer *l, int k, int n_valid);
  *   backend dnnl:   oneDNN on the dense S;
  *   backend sparse (conv only, `sparse` set before attaching): the CPU kernels of core/sparse_kernels.h
  *                   over the CSR S (written by the scheme's fused pass, or compressed from its dense S),
- *                   with the weights reordered to OHWI once per backward -- when the step's density is
+ *                   with the weights reordered to OHWI once per backward; a structured S (rows empty or
+ *                   full, as resprop-vec writes it) runs on the gathered-GEMM kernels of sparse_vec.h --
+ *                   when the step's density is
  *                   at most `breakeven`; above it, S is expanded and the oneDNN path runs (ran_sparse
  *                   false). The decision depends on the density only, so a run stays deterministic.
  * All buffers and single-sample primitives are made at attach time. */
@@ -171,6 +174,8 @@ typedef struct {
     double breakeven;              /* run the sparse kernels when density <= breakeven */
     const SparseGrad *csr_store;   /* storage for the CSR S (rows and nnz_cap >= the layer's N*P*Q*K) */
     SparseWorkspace *ws;           /* dw_elems >= K*R*S*C */
+    SparseVecWorkspace *vws;       /* max_rsc >= R*S*C: the gathered-GEMM kernels for structured S
+                                      (resprop-vec); NULL: structured S runs on the general kernels */
     bool ran_sparse;               /* out: this step ran the sparse kernels */
 } LayerScheme;
 

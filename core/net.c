@@ -47,6 +47,7 @@ struct Net {
     size_t s_bytes;
     SparseGrad csr_store;     /* backend sparse: shared CSR storage */
     SparseWorkspace sp_ws;    /* backend sparse: shared weight-gradient slots */
+    SparseVecWorkspace sp_vws; /* backend sparse: the structured kernels' column buffers */
     Rng sch_rng;              /* base of the per-(layer, step) streams */
     bool sch_want_stats;
 };
@@ -294,6 +295,7 @@ void net_destroy(Net *net) {
     mem_free(net->s_buf);
     sparse_deinit(&net->csr_store);
     sparse_workspace_deinit(&net->sp_ws);
+    sparse_vec_workspace_deinit(&net->sp_vws);
     mem_free(net);
 }
 
@@ -353,7 +355,7 @@ static void scheme_stats(Net *net, int i) {
 int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed, const NetBackend *be) {
     int rc = 0;
     int n = net->spec.n_layers;
-    size_t s_floats = 0, max_rows = 0, max_w = 0;
+    size_t s_floats = 0, max_rows = 0, max_w = 0, max_rsc = 0;
     if (net->scheme) FAIL(ERR_CONFIG, "model %s: a scheme is attached already", net->spec.name);
     net->sch_of = mem_alloc((size_t)n * sizeof(int));
     if (!net->sch_of) FAIL(ERR_NOMEM, "scheme: out of memory");
@@ -369,11 +371,13 @@ int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, 
             size_t rows = (size_t)d.n * d.h * d.w, w = (size_t)g.k * g.r * g.s * g.c;
             if (rows > max_rows) max_rows = rows;
             if (w > max_w) max_w = w;
+            if ((size_t)g.r * g.s * g.c > max_rsc) max_rsc = (size_t)g.r * g.s * g.c;
         }
     }
     if (max_rows) {
         TRY(sparse_init(&net->csr_store, 1, (int)max_rows, 1, 1, s_floats));
         TRY(sparse_workspace_init(&net->sp_ws, 0, max_w));
+        TRY(sparse_vec_workspace_init(&net->sp_vws, max_rsc, 0, 0));
     }
     net->sch = mem_calloc((size_t)net->n_sch + 1, sizeof(LayerScheme));
     net->sch_state = mem_calloc((size_t)net->n_sch + 1, sizeof(void *));
@@ -398,6 +402,7 @@ int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, 
             net->sch[j].breakeven = be->breakeven[sparse_class(g)];
             net->sch[j].csr_store = &net->csr_store;
             net->sch[j].ws = &net->sp_ws;
+            net->sch[j].vws = &net->sp_vws;
         }
         net->sch_stats[j] = (ConvSchemeStats){.layer = i, .density = 1, .tau = NAN, .cos_g_ghat = NAN,
                                               .cos_r_g = NAN, .cos_dw = NAN};
@@ -487,5 +492,6 @@ size_t net_scheme_bytes(const Net *net) {
     if (net->csr_store.row_ptr)
         b += ((size_t)net->csr_store.p + 1) * sizeof(int32_t) + net->csr_store.nnz_cap * (sizeof(uint16_t) + sizeof(float));
     b += (size_t)net->sp_ws.n_slots * net->sp_ws.dw_elems * sizeof(float);
+    b += (size_t)net->sp_vws.n_threads * net->sp_vws.cols_cap * sizeof(float);
     return b;
 }

@@ -22,6 +22,7 @@ typedef struct {
     size_t n;
     bool dense;
     bool fused; /* write S into out->csr when given (as a fused writer does), poisoning out->s */
+    bool structured; /* with fused: S's rows are empty or full, and the scheme says so */
 } FixedState;
 
 static int fixed_sparsify(void *state, const void *cfg, const SchemeStep *st, SchemeOut *out) {
@@ -35,6 +36,7 @@ static int fixed_sparsify(void *state, const void *cfg, const SchemeStep *st, Sc
     if (f->fused && out->csr) {
         if (sparse_from_dense(out->csr, f->s)) return ERR_SHAPE;
         out->csr_written = true;
+        out->structured = f->structured;
         for (size_t i = 0; i < f->n; i++) out->s[i] = NAN; /* the executor must not read s */
     } else {
         memcpy(out->s, f->s, f->n * sizeof(float));
@@ -71,6 +73,7 @@ typedef struct {
     bool sparse;      /* backend sparse */
     double breakeven; /* backend sparse: its break-even density */
     bool fused;       /* the scheme writes the CSR itself */
+    bool structured;  /* whole pixel rows of S are kept or dropped (resprop-vec): gathered-GEMM kernels */
 } Case;
 
 static void run_case(const Case *c) {
@@ -94,8 +97,14 @@ static void run_case(const Case *c) {
         if (c->bias) assert_int_equal(layer_param_set(l, 1, b), 0);
     }
     float *x = frand(&rng, nx, 1.0), *g = frand(&rng, ny, 1.0), *s = frand(&rng, ny, 1.0), *r = frand(&rng, ns, 0.5);
-    for (size_t i = 0; i < ny; i++) /* S: keep about `density` of the entries */
-        if (rng_uniform(&rng) >= c->density) s[i] = 0;
+    if (c->structured) { /* S: keep about `density` of the pixel rows, whole */
+        for (size_t i = 0; i < ny; i += (size_t)c->k)
+            if (rng_uniform(&rng) >= c->density)
+                for (int k = 0; k < c->k; k++) s[i + (size_t)k] = 0;
+    } else {
+        for (size_t i = 0; i < ny; i++) /* S: keep about `density` of the entries */
+            if (rng_uniform(&rng) >= c->density) s[i] = 0;
+    }
     float *ghat = mem_alloc(ny * sizeof(float)), *sbuf = mem_calloc(ny, sizeof(float));
     float *y1 = mem_alloc(ny * sizeof(float)), *y2 = mem_alloc(ny * sizeof(float));
     float *dx1 = mem_alloc(nx * sizeof(float)), *dx2 = mem_alloc(nx * sizeof(float));
@@ -103,11 +112,13 @@ static void run_case(const Case *c) {
     for (size_t i = 0; i < ny; i++)
         ghat[i] = c->dense ? g[i] : s[i] + (c->with_r ? r[i % ns] : 0.0f);
 
-    FixedState fs = {.s = s, .r = c->with_r ? r : NULL, .n = ny, .dense = c->dense, .fused = c->fused};
+    FixedState fs = {.s = s, .r = c->with_r ? r : NULL, .n = ny, .dense = c->dense, .fused = c->fused,
+                     .structured = c->structured};
     /* with a fused writer, no statistics: then nothing may read the poisoned dense S */
     LayerScheme ls = {.scheme = &fixed_scheme, .state = &fs, .s_buf = sbuf, .want_dense_dw = !c->fused};
     SparseGrad store = {0};
     SparseWorkspace ws = {0};
+    SparseVecWorkspace vws = {0};
     double tol = 1e-5;
     if (c->sparse) {
         assert_int_equal(sparse_init(&store, 1, (int)(ny / (size_t)c->k), 1, 1, ny), 0);
@@ -116,6 +127,10 @@ static void run_case(const Case *c) {
         ls.breakeven = c->breakeven;
         ls.csr_store = &store;
         ls.ws = &ws;
+        if (c->structured) {
+            assert_int_equal(sparse_vec_workspace_init(&vws, (size_t)c->ks * c->ks * c->in.c, 2, 0), 0);
+            ls.vws = &vws;
+        }
         if (c->breakeven >= c->density) tol = 1e-4; /* the sparse kernels sum in another order */
     }
     assert_int_equal(layer_attach_scheme(split, &ls), 0);
@@ -155,6 +170,7 @@ static void run_case(const Case *c) {
     assert_int_equal(ls.ran_sparse, c->sparse && !c->dense && !c->fc && ls.out.density <= c->breakeven);
     sparse_deinit(&store);
     sparse_workspace_deinit(&ws);
+    sparse_vec_workspace_deinit(&vws);
     mem_free(dw1);
     mem_free(dw2);
     mem_free(w), mem_free(b), mem_free(x), mem_free(g), mem_free(s), mem_free(r);
@@ -165,24 +181,24 @@ static void run_case(const Case *c) {
     assert_int_equal(mem_live_bytes(), live);
 }
 
-static void test_3x3(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false, false, 0, false}); }
-static void test_3x3_stride2(void **st) { run_case(&(Case){{3, 16, 9, 9}, 32, 3, 2, 1, false, true, false, 0.2, false, false, 0, false}); }
-static void test_1x1_downsample(void **st) { run_case(&(Case){{4, 16, 8, 8}, 32, 1, 2, 0, false, true, false, 0.1, false, false, 0, false}); }
-static void test_stem_7x7(void **st) { run_case(&(Case){{2, 3, 20, 20}, 16, 7, 2, 3, false, true, false, 0.3, false, false, 0, false}); }
-static void test_cifar_stem_3ch(void **st) { run_case(&(Case){{4, 3, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false, false, 0, false}); }
-static void test_5x5_bias(void **st) { run_case(&(Case){{4, 6, 12, 12}, 16, 5, 1, 0, true, true, false, 0.2, false, false, 0, false}); }
-static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1, false, true, false, 0.05, false, false, 0, false}); }
-static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false, false, 0, false}); }
-static void test_fc(void **st) { run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true, false, 0, false}); }
-static void test_fc_flat(void **st) { run_case(&(Case){{8, 64, 1, 1}, 32, 1, 1, 0, true, true, false, 0.1, true, false, 0, false}); }
-static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false, false, 0, false}); }
+static void test_3x3(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false, false, 0, false, false}); }
+static void test_3x3_stride2(void **st) { run_case(&(Case){{3, 16, 9, 9}, 32, 3, 2, 1, false, true, false, 0.2, false, false, 0, false, false}); }
+static void test_1x1_downsample(void **st) { run_case(&(Case){{4, 16, 8, 8}, 32, 1, 2, 0, false, true, false, 0.1, false, false, 0, false, false}); }
+static void test_stem_7x7(void **st) { run_case(&(Case){{2, 3, 20, 20}, 16, 7, 2, 3, false, true, false, 0.3, false, false, 0, false, false}); }
+static void test_cifar_stem_3ch(void **st) { run_case(&(Case){{4, 3, 8, 8}, 16, 3, 1, 1, false, true, false, 0.1, false, false, 0, false, false}); }
+static void test_5x5_bias(void **st) { run_case(&(Case){{4, 6, 12, 12}, 16, 5, 1, 0, true, true, false, 0.2, false, false, 0, false, false}); }
+static void test_wide(void **st) { run_case(&(Case){{2, 128, 4, 4}, 128, 3, 1, 1, false, true, false, 0.05, false, false, 0, false, false}); }
+static void test_no_reuse(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false, false, 0, false, false}); }
+static void test_fc(void **st) { run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true, false, 0, false, false}); }
+static void test_fc_flat(void **st) { run_case(&(Case){{8, 64, 1, 1}, 32, 1, 1, 0, true, true, false, 0.1, true, false, 0, false, false}); }
+static void test_dense_step(void **st) { run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false, false, 0, false, false}); }
 
 /* The real resprop scheme at a threshold below every |G - R| (density 1): G_hat = (G - R) + R, so
  * through the dnnl backend its gradients equal the dense ones within 1e-5 (not bit for bit). */
 /* backend sparse: every conv kind on the CPU kernels (break-even 1), from a dense S and from a fused
  * writer; above the break-even density the oneDNN path on the expanded S; fc stays on oneDNN. */
 #define SP(in, k, ks, st, pad, bias, dens, be, fused) \
-    run_case(&(Case){in, k, ks, st, pad, bias, true, false, dens, false, true, be, fused})
+    run_case(&(Case){in, k, ks, st, pad, bias, true, false, dens, false, true, be, fused, false})
 static void test_sparse_3x3(void **st) {
     SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.1, 1.0, false);
     SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.1, 1.0, true);
@@ -197,17 +213,27 @@ static void test_sparse_cifar_stem(void **st) { SP(((Dims4){4, 3, 8, 8}), 64, 3,
 static void test_sparse_5x5_bias(void **st) { SP(((Dims4){4, 6, 12, 12}), 16, 5, 1, 0, true, 0.2, 1.0, true); }
 static void test_sparse_wide(void **st) { SP(((Dims4){2, 128, 4, 4}), 128, 3, 1, 1, false, 0.05, 1.0, true); }
 static void test_sparse_no_reuse(void **st) {
-    run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false, true, 1.0, true});
+    run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, false, false, false, 0.1, false, true, 1.0, true, false});
 }
 static void test_sparse_above_breakeven(void **st) {
     SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.3, 0.1, true);  /* fused CSR expanded for oneDNN */
     SP(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, false, 0.3, 0.1, false); /* dense S straight to oneDNN */
 }
 static void test_sparse_dense_step(void **st) {
-    run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false, true, 1.0, true});
+    run_case(&(Case){{4, 16, 8, 8}, 16, 3, 1, 1, true, true, true, 1.0, false, true, 1.0, true, false});
 }
+/* a structured S (whole rows) from the fused writer runs on the gathered-GEMM kernels */
+#define SV(in, k, ks, st, pad, dens) run_case(&(Case){in, k, ks, st, pad, false, true, false, dens, false, true, 1.0, true, true})
+static void test_sparse_structured(void **st) {
+    SV(((Dims4){4, 16, 8, 8}), 16, 3, 1, 1, 0.1);
+    SV(((Dims4){3, 16, 9, 9}), 32, 3, 2, 1, 0.2);
+    SV(((Dims4){4, 16, 8, 8}), 32, 1, 2, 0, 0.1);
+    SV(((Dims4){2, 3, 20, 20}), 16, 7, 2, 3, 0.3);
+    SV(((Dims4){2, 128, 4, 4}), 128, 3, 1, 1, 0.1);
+}
+
 static void test_sparse_fc_stays_dnnl(void **st) {
-    run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true, true, 1.0, true});
+    run_case(&(Case){{4, 8, 3, 3}, 10, 1, 1, 0, true, true, false, 0.3, true, true, 1.0, true, false});
 }
 
 static void test_resprop_density1_equals_dense(void **unused) {
@@ -296,6 +322,7 @@ int main(void) {
         cmocka_unit_test(test_sparse_5x5_bias), cmocka_unit_test(test_sparse_wide),
         cmocka_unit_test(test_sparse_no_reuse), cmocka_unit_test(test_sparse_above_breakeven),
         cmocka_unit_test(test_sparse_dense_step), cmocka_unit_test(test_sparse_fc_stays_dnnl),
+        cmocka_unit_test(test_sparse_structured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

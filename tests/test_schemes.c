@@ -526,7 +526,7 @@ static void test_layer_create_rejects(void **state) {
 
 static void test_registry(void **state) {
     (void)state;
-    static const char *expected[] = {"dense", "resprop", "meprop", "threshold", "random"};
+    static const char *expected[] = {"dense", "resprop", "meprop", "threshold", "random", "resprop-vec"};
     int n = 0;
     for (; scheme_registry[n]; n++) {
         const Scheme *sc = scheme_registry[n];
