@@ -394,10 +394,13 @@ static inline size_t resprop_mask_row(const float *restrict g, const float *rest
         __mmask16 lm = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, g + k0), _mm512_maskz_loadu_ps(lm, r + k0));
         __mmask16 keep = _mm512_mask_cmp_ps_mask(lm, _mm512_abs_ps(d), vt, _CMP_GT_OQ);
-        _mm512_mask_compressstoreu_ps(val + cnt, keep, d);
-        __m512i idx = _mm512_maskz_compress_epi32(keep, _mm512_add_epi32(_mm512_set1_epi32(k0), iota));
+        /* compress in registers, then a masked store: a compressing store straight to memory is about
+         * 8x slower on this machine's Zen 4 cores (measured) */
         unsigned pc = (unsigned)__builtin_popcount((unsigned)keep);
-        _mm512_mask_cvtepi32_storeu_epi16(chan + cnt, (__mmask16)((1u << pc) - 1u), idx);
+        __mmask16 lo = (__mmask16)((1u << pc) - 1u);
+        _mm512_mask_storeu_ps(val + cnt, lo, _mm512_maskz_compress_ps(keep, d));
+        __m512i idx = _mm512_maskz_compress_epi32(keep, _mm512_add_epi32(_mm512_set1_epi32(k0), iota));
+        _mm256_mask_storeu_epi16(chan + cnt, lo, _mm512_cvtepi32_epi16(idx));
         cnt += pc;
     }
 #else
