@@ -173,6 +173,9 @@ SK_INLINE const float *sk_addr(const float *x, ptrdiff_t off) {
 #ifndef SK_WBLOCK_BYTES /* x bytes the windows of one bwd_weights block touch (L2) */
 #define SK_WBLOCK_BYTES (1u << 20)
 #endif
+#ifndef SK_GATHER_SLAB_BYTES /* weights of one channel block in the gather form (L2) */
+#define SK_GATHER_SLAB_BYTES (64u << 20)
+#endif
 #ifndef SK_SLAB_BYTES
 #define SK_SLAB_BYTES (16u << 10)
 #endif
@@ -246,7 +249,7 @@ enum { SK_GATHER_CAP = 2048 }; /* nonzeros buffered per input pixel before they 
  * accumulator sets take alternate nonzeros (FMA latency), summed in a fixed order at the end. */
 SK_INLINE void bwdd_consume(__m512 *acc, const float *w, const int32_t *off, const float *val, int m, const int NV) {
     enum { U = 2 };
-    __m512 a[U][4];
+    __m512 a[U][8];
     SK_UNROLL
     for (int c = 0; c < NV; c++) {
         a[0][c] = acc[c];
@@ -295,7 +298,7 @@ SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGe
     }
     float *dxr = dx + ((size_t)row * g.w) * C + cb;
     for (int wq = 0; wq < g.w; wq++) {
-        __m512 acc[4];
+        __m512 acc[8];
         SK_UNROLL
         for (int c = 0; c < NV; c++) acc[c] = _mm512_setzero_ps();
         int m = 0;
@@ -339,11 +342,11 @@ SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGe
  * exceeds the caches. */
 static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx) {
     const bool tile = g.stride == 1 && g.r * g.s > 1 && (size_t)g.k * 32 * sizeof(float) <= SK_SLAB_BYTES;
-    int nv = 4;
+    int nv = tile ? 4 : 8;
     if (tile) /* as wide as possible (<= 64) while one tap's weights (K x block) fit in L1 */
         while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * 16 * nv * sizeof(float) > SK_SLAB_BYTES)) nv /= 2;
     else /* while the weights' slab of one block stays in L2 */
-        while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * g.r * g.s * 16 * nv * sizeof(float) > (640u << 10))) nv /= 2;
+        while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * g.r * g.s * 16 * nv * sizeof(float) > SK_GATHER_SLAB_BYTES)) nv /= 2;
     if (g.c % (16 * nv)) nv = 1;
     const int n_rows = g.n * g.h;
     const bool stream = (size_t)n_rows * g.w * g.c * sizeof(float) > ((size_t)16 << 20) && (uintptr_t)dx % 64 == 0;
@@ -363,6 +366,7 @@ static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, flo
         } else {
             for (int cb = 0; cb < g.c; cb += 16 * nv)
                 for (int row = lo; row < hi; row++) switch (nv) {
+                    case 8: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 8); break;
                     case 4: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 4); break;
                     case 2: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 2); break;
                     default: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 1); break;
