@@ -32,6 +32,11 @@ typedef struct {
 
 enum { SK_ENT_CAP = 1 << 17, SK_ROW_CAP = 1 << 14 };
 
+#ifndef SK_SPLIT_SAMPLES_BYTES /* bwd_weights splits samples (private dW) up to this dW size */
+#define SK_SPLIT_SAMPLES_BYTES (1u << 20)
+#endif
+
+
 int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems) {
     int rc = 0;
     memset(ws, 0, sizeof *ws);
@@ -42,6 +47,7 @@ int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems) {
     ws->dw_priv = mem_alloc((size_t)n_slots * dw_elems * sizeof *ws->dw_priv);
     /* K <= dw_elems and K <= SPARSE_K_MAX, so a slot owns at most that many channels */
     ws->kcount_cap = (dw_elems < SPARSE_K_MAX ? dw_elems : SPARSE_K_MAX) + 2;
+    ws->split_samples_bytes = SK_SPLIT_SAMPLES_BYTES;
     ws->ent_cap = SK_ENT_CAP;
     ws->row_cap = SK_ROW_CAP;
     ws->ent = mem_alloc((size_t)n_slots * ws->ent_cap * sizeof(SkEnt));
@@ -552,8 +558,8 @@ static inline int32_t chan_lower_bound(const uint16_t *chan, int32_t a, int32_t 
 }
 
 /* Slot work: dW[k] for k in [klo, khi), zeroed then accumulated block of rows by block of rows. */
-static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, int klo, int khi,
-                      SkEnt *ent, size_t ent_cap, SkRow *rows, size_t row_cap, int32_t *kc, float *dw) {
+static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, int n_lo, int n_hi,
+                      int klo, int khi, SkEnt *ent, size_t ent_cap, SkRow *rows, size_t row_cap, int32_t *kc, float *dw) {
     const size_t C = (size_t)g.c, RSC = (size_t)g.r * g.s * C;
     memset(dw + (size_t)klo * RSC, 0, (size_t)(khi - klo) * RSC * sizeof *dw);
     if (khi <= klo) return;
@@ -566,9 +572,9 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     size_t max_rows = (size_t)SK_WBLOCK_BYTES / (x_bytes_row ? x_bytes_row : 1);
     if (max_rows < 16) max_rows = 16;
     if (max_rows > row_cap) max_rows = row_cap;
-    const size_t n_rows = (size_t)g.n * g.p * g.q;
-    int n = 0, p = 0, q = 0;
-    size_t i = 0;
+    const size_t n_rows = (size_t)n_hi * g.p * g.q;
+    int n = n_lo, p = 0, q = 0;
+    size_t i = (size_t)n_lo * g.p * g.q;
     while (i < n_rows) {
         /* pass 1: the block's rows, their slot ranges and windows; counts per channel */
         memset(kc, 0, (size_t)(Ks + 1) * sizeof *kc);
@@ -628,15 +634,38 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     }
 }
 
+/* Small dW (<= ws->split_samples_bytes): samples split over the slots, each slot regroups all its
+ * nonzeros (no channel search) into its private dW in ws->dw_priv, summed in slot order (so the
+ * result depends on n_slots, like the reference). Larger dW: output channels split over the slots,
+ * each slot writes its own channels of dw directly (no private copies, no reduction; the result
+ * does not depend on n_slots). Both are independent of how many threads run. */
 static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, SparseWorkspace *ws,
                       float *dw) {
     const int n_slots = ws->n_slots;
+    const size_t n_dw = (size_t)g.k * g.r * g.s * g.c;
+    const bool by_samples = n_dw * sizeof(float) <= ws->split_samples_bytes && n_slots > 1;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n_slots; t++) {
-        int klo = (int)((long long)t * g.k / n_slots), khi = (int)((long long)(t + 1) * g.k / n_slots);
-        bwdw_slot(sp, x, g, pl, klo, khi, (SkEnt *)ws->ent + (size_t)t * ws->ent_cap, ws->ent_cap,
-                  (SkRow *)ws->rows + (size_t)t * ws->row_cap, ws->row_cap, ws->kcount + (size_t)t * ws->kcount_cap,
-                  dw);
+        SkEnt *ent = (SkEnt *)ws->ent + (size_t)t * ws->ent_cap;
+        SkRow *rows = (SkRow *)ws->rows + (size_t)t * ws->row_cap;
+        int32_t *kc = ws->kcount + (size_t)t * ws->kcount_cap;
+        if (by_samples) {
+            int n_lo = (int)((long long)t * g.n / n_slots), n_hi = (int)((long long)(t + 1) * g.n / n_slots);
+            bwdw_slot(sp, x, g, pl, n_lo, n_hi, 0, g.k, ent, ws->ent_cap, rows, ws->row_cap, kc,
+                      ws->dw_priv + (size_t)t * ws->dw_elems);
+        } else {
+            int klo = (int)((long long)t * g.k / n_slots), khi = (int)((long long)(t + 1) * g.k / n_slots);
+            bwdw_slot(sp, x, g, pl, 0, g.n, klo, khi, ent, ws->ent_cap, rows, ws->row_cap, kc, dw);
+        }
+    }
+    if (!by_samples) return;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n_dw; i += 16) {
+        __mmask16 m = (__mmask16)(n_dw - i >= 16 ? 0xffff : (1u << (n_dw - i)) - 1);
+        __m512 acc = _mm512_maskz_loadu_ps(m, ws->dw_priv + i);
+        for (int t = 1; t < n_slots; t++)
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, ws->dw_priv + (size_t)t * ws->dw_elems + i));
+        _mm512_mask_storeu_ps(dw + i, m, acc);
     }
 }
 
@@ -660,7 +689,7 @@ void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, Sp
 #ifdef SK_AVX512
     WPlan pl;
     if (ws->ent && wplan_make(g, &pl)) {
-        ASSERT((size_t)(g.k + ws->n_slots - 1) / ws->n_slots + 1 <= ws->kcount_cap);
+        ASSERT((size_t)g.k + 1 <= ws->kcount_cap && ws->dw_priv);
         bwdw_fast(s, x, g, &pl, ws, dw_ohwi);
         return;
     }

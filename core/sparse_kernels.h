@@ -16,17 +16,22 @@
  * dw_priv: per-slot private weight-gradient accumulators of the reference bwd_weights
  * (sparse_conv_bwd_weights_ref): the samples are split into n_slots contiguous ranges, one private
  * dW each, summed in slot order, so its result depends only on n_slots.
- * The fast bwd_weights (sparse_conv_bwd_weights) instead splits the OUTPUT CHANNELS into n_slots
- * contiguous ranges: slot t owns dW[k] for k in [t*K/n_slots, (t+1)*K/n_slots) and computes it
- * alone in a fixed order (row blocks in order; within a block, the nonzeros of each k in row order),
- * so its result is bit-identical across calls, whatever the number of OpenMP threads (and does not
- * even depend on n_slots). Each slot regroups the nonzeros of a block of rows by output channel in
- * its own entry buffer (ent_cap entries) and per-row table (row_cap rows); kcount holds the
- * per-channel counts. */
+ * The fast bwd_weights (sparse_conv_bwd_weights) regroups the nonzeros of a block of rows by output
+ * channel in each slot's entry buffer (ent_cap entries) and per-row table (row_cap rows; kcount
+ * holds the per-channel counts), and splits the work over the slots in one of two ways:
+ *   - dW of at most split_samples_bytes (default 1 MiB: the private copies and their reduction are
+ *     cheap): samples split as in the reference, private dW in dw_priv summed in slot order; the
+ *     result depends on n_slots only;
+ *   - larger dW: the OUTPUT CHANNELS split into n_slots contiguous ranges, slot t owning dW[k] for
+ *     k in [t*K/n_slots, (t+1)*K/n_slots) and writing it directly (no private copies, no reduction);
+ *     the result does not even depend on n_slots.
+ * Either way every element is summed in a fixed order (row blocks in order; within a block, the
+ * nonzeros of each k in row order): bit-identical across calls whatever the number of threads. */
 typedef struct {
     int n_slots;       /* number of slots (normally the thread count) */
     size_t dw_elems;   /* capacity of each private dW, in floats (>= K*R*S*C of any layer used) */
-    float *dw_priv;    /* (n_slots, dw_elems) reference path only */
+    float *dw_priv;    /* (n_slots, dw_elems) reference path and fast sample split */
+    size_t split_samples_bytes; /* fast bwd_weights: sample split up to this dW size (init: 1 MiB) */
     size_t ent_cap;    /* entries per slot in ent (>= SPARSE_K_MAX, so any row fits) */
     void *ent;         /* (n_slots, ent_cap) nonzeros regrouped by output channel (internal type) */
     size_t row_cap;    /* rows per slot in rows */
@@ -52,10 +57,10 @@ void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, 
 /* dw_ohwi (K,R,S,C), overwritten = the weight gradient for output gradient s and input x (N,H,W,C):
  * dw[k,r,s,:] += v * x[n, p*stride-pad+r, q*stride-pad+s, :] over the nonzeros and in-bounds taps.
  * Fast path (AVX-512; C a multiple of 16 with R*S in {1, 9}, or R = 3 with S*C <= 16, e.g. the
- * 3-channel stem): output channels split over the slots (see SparseWorkspace), nonzeros regrouped
+ * 3-channel stem): samples or output channels split over the slots (see SparseWorkspace), nonzeros regrouped
  * by channel per block of rows, the dW taps of one channel accumulated in registers. Other shapes:
- * the reference kernel. Deterministic; ASSERT K*R*S*C <= ws->dw_elems and K < ws->kcount_cap *
- * ws->n_slots. Allocates nothing. */
+ * the reference kernel. Deterministic for a given ws (see SparseWorkspace); ASSERT
+ * K*R*S*C <= ws->dw_elems. Allocates nothing. */
 void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
                              float *dw_ohwi);
 

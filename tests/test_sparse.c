@@ -292,6 +292,17 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     to_double(dw_dnnl, ref, nw);
     snprintf(name, sizeof name, "%s density %.2f: reference dW", cc->what, density);
     assert_close_fd(name, sdw_kcrs, ref, nw, TOL);
+    /* the other split of the fast bwd_weights (channels instead of samples, or the reverse) */
+    size_t split = ws.split_samples_bytes;
+    ws.split_samples_bytes = nw * sizeof(float) <= split ? 0 : nw * sizeof(float);
+    memset(sdw_ohwi, 0xff, nw * sizeof *sdw_ohwi);
+    allocs = mem_n_allocs();
+    sparse_conv_bwd_weights(&sg, x, g, &ws, sdw_ohwi);
+    assert_int_equal(mem_n_allocs(), allocs);
+    ws.split_samples_bytes = split;
+    to_double(rdw, ref, nw);
+    snprintf(name, sizeof name, "%s density %.2f: fast dW (other split) vs reference", cc->what, density);
+    assert_close_fd(name, sdw_ohwi, ref, nw, TOL_REF);
     mem_free(rdx);
     mem_free(rdw);
 
@@ -312,8 +323,8 @@ static void test_conv_case(void **state) {
     run_conv_case(cc, 0.60, 201 + (uint64_t)(cc - conv_cases)); /* long rows (many nonzeros per pixel) */
 }
 
-/* Two calls with 2 threads give identical bits (dX and dW), and neither allocates; so do 1 thread
- * and (fast bwd_weights, which splits output channels) a workspace with another slot count. An
+/* Two calls with 2 threads give identical bits (dX and dW), and neither allocates; so does 1 thread
+ * running the same slots, and (channel split of the fast bwd_weights) another slot count. An
  * all-zero gradient gives zero dX and dW (the outputs are overwritten). */
 static void test_determinism(void **state) {
     size_t base = mem_live_bytes();
@@ -349,8 +360,11 @@ static void test_determinism(void **state) {
     assert_memory_equal(dx1, dx2, nx * sizeof *dx1);
     assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
     omp_set_num_threads(2);
+    /* the channel split does not depend on n_slots either */
     SparseWorkspace ws3;
     assert_int_equal(sparse_workspace_init(&ws3, 3, nw), 0);
+    ws.split_samples_bytes = ws3.split_samples_bytes = 0;
+    sparse_conv_bwd_weights(&sg, x, g, &ws, dw1);
     sparse_conv_bwd_weights(&sg, x, g, &ws3, dw2);
     assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
     sparse_workspace_deinit(&ws3);
