@@ -634,6 +634,51 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     }
 }
 
+/* R = 3, S*C <= 16 (the 3-channel stem), samples [n_lo, n_hi) into dw (K,3,S,C) (overwritten): the
+ * window of each output pixel is loaded once (one masked vector per window row), then every nonzero
+ * of the pixel adds v * window to its channel's dW rows, accumulated in pad (K,3,16) (zeroed here;
+ * whole aligned vectors, so a row updated again soon after is forwarded from the store buffer) which
+ * stays in L1, and copied to dw at the end; no regrouping. Out-of-bounds rows are skipped and out-of-bounds columns masked, as in the reference.
+ * Order: rows in order, nonzeros in row order. */
+static void bwdw_direct_rowseg(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, int n_lo,
+                               int n_hi, float *pad, float *dw) {
+    const int SC = g.s * g.c, RSC = 3 * SC;
+    const ptrdiff_t WC = (ptrdiff_t)g.w * g.c;
+    const __mmask16 wm = (__mmask16)((1u << SC) - 1);
+    memset(pad, 0, (size_t)g.k * 48 * sizeof *pad);
+    const int32_t *rp = sp->row_ptr;
+    const uint16_t *chan = sp->chan;
+    const float *val = sp->val;
+    for (int n = n_lo; n < n_hi; n++)
+        for (int p = 0; p < g.p; p++)
+            for (int q = 0; q < g.q; q++) {
+                size_t row = ((size_t)n * g.p + p) * g.q + q;
+                int32_t j = rp[row], je = rp[row + 1];
+                if (j == je) continue;
+                int ih0 = p * g.stride - g.pad, iw0 = q * g.stride - g.pad;
+                uint32_t m = wplan_mask(pl, g, ih0, iw0);
+                ptrdiff_t xoff = (((ptrdiff_t)n * g.h + ih0) * g.w + iw0) * g.c;
+                __m512 win[3];
+                const __mmask16 cm = (__mmask16)(m & 0xffff);
+                SK_UNROLL
+                for (int r = 0; r < 3; r++) {
+                    const bool ok = (m >> (16 + r)) & 1;
+                    win[r] = _mm512_maskz_loadu_ps(ok ? cm : 0, sk_addr(x, ok ? xoff + r * WC : 0));
+                }
+                const int r_lo = (m >> 16) & 1 ? 0 : (m >> 17) & 1 ? 1 : 2;
+                const int r_hi = (m >> 18) & 1 ? 3 : (m >> 17) & 1 ? 2 : 1;
+                for (; j < je; j++) {
+                    const __m512 v = _mm512_set1_ps(val[j]);
+                    float *pk = pad + (size_t)chan[j] * 48;
+                    for (int r = r_lo; r < r_hi; r++)
+                        _mm512_store_ps(pk + 16 * r, _mm512_mask3_fmadd_ps(win[r], v, _mm512_load_ps(pk + 16 * r), cm));
+                }
+            }
+    for (int k = 0; k < g.k; k++)
+        for (int r = 0; r < 3; r++)
+            _mm512_mask_storeu_ps(dw + (size_t)k * RSC + r * SC, wm, _mm512_load_ps(pad + (size_t)k * 48 + 16 * r));
+}
+
 /* Small dW (<= ws->split_samples_bytes): samples split over the slots, each slot regroups all its
  * nonzeros (no channel search) into its private dW in ws->dw_priv, summed in slot order (so the
  * result depends on n_slots, like the reference). Larger dW: output channels split over the slots,
@@ -651,6 +696,10 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
         int32_t *kc = ws->kcount + (size_t)t * ws->kcount_cap;
         if (by_samples) {
             int n_lo = (int)((long long)t * g.n / n_slots), n_hi = (int)((long long)(t + 1) * g.n / n_slots);
+            if (pl->kind == WP_ROWSEG && (size_t)g.k * 48 * sizeof(float) <= ws->ent_cap * sizeof(SkEnt)) {
+                bwdw_direct_rowseg(sp, x, g, pl, n_lo, n_hi, (float *)(void *)ent, ws->dw_priv + (size_t)t * ws->dw_elems);
+                continue;
+            }
             bwdw_slot(sp, x, g, pl, n_lo, n_hi, 0, g.k, ent, ws->ent_cap, rows, ws->row_cap, kc,
                       ws->dw_priv + (size_t)t * ws->dw_elems);
         } else {
