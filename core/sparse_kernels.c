@@ -182,6 +182,9 @@ SK_INLINE const float *sk_addr(const float *x, ptrdiff_t off) {
 #ifndef SK_GATHER_SLAB_BYTES /* weights of one channel block in the gather form (L2) */
 #define SK_GATHER_SLAB_BYTES (64u << 20)
 #endif
+#ifndef SK_PREFETCH_X
+#define SK_PREFETCH_X 1
+#endif
 #ifndef SK_SLAB_BYTES
 #define SK_SLAB_BYTES (16u << 10)
 #endif
@@ -585,6 +588,19 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
             if (khi < g.k) b = chan_lower_bound(chan, a, b, khi);
             if (cnt + (size_t)(b - a) > ent_cap) break;
             int ih0 = p * g.stride - g.pad, iw0 = q * g.stride - g.pad;
+            if (SK_PREFETCH_X && b > a) {
+                /* x of the window's rows not touched by the previous output row, into L2: the
+                 * channel lists below visit the block's pixels out of order */
+                int s_lo, s_hi;
+                tap_range(iw0, g.s, g.w, &s_lo, &s_hi);
+                for (int r = g.r > g.stride ? g.r - g.stride : 0; r < g.r; r++) {
+                    int ih = ih0 + r;
+                    if (ih < 0 || ih >= g.h || s_hi <= s_lo) continue;
+                    const char *x0 = (const char *)(x + (((size_t)n * g.h + ih) * g.w + iw0 + s_lo) * C);
+                    size_t nbytes = (size_t)(s_hi - s_lo) * C * sizeof(float);
+                    for (size_t off = 0; off < nbytes; off += 64) _mm_prefetch(x0 + off, _MM_HINT_T1);
+                }
+            }
             rows[nb] = (SkRow){a, b, (int32_t)((((ptrdiff_t)n * g.h + ih0) * g.w + iw0) * (ptrdiff_t)C),
                                wplan_mask(pl, g, ih0, iw0)};
             for (int32_t j = a; j < b; j++) kc[chan[j] - klo + 1]++;
