@@ -185,6 +185,12 @@ SK_INLINE const float *sk_addr(const float *x, ptrdiff_t off) {
 #ifndef SK_PREFETCH_X
 #define SK_PREFETCH_X 1
 #endif
+#ifndef SK_DIRECT_1X1_BYTES /* 1x1 bwd_weights scatters straight into dW up to this size (L1) */
+#define SK_DIRECT_1X1_BYTES (64u << 10)
+#endif
+#ifndef SK_STREAM_BYTES /* bwd_data gather form: non-temporal stores above this dx size */
+#define SK_STREAM_BYTES (4u << 20)
+#endif
 #ifndef SK_SLAB_BYTES
 #define SK_SLAB_BYTES (16u << 10)
 #endif
@@ -358,7 +364,7 @@ static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, flo
         while (nv > 1 && (g.c % (16 * nv) || (size_t)g.k * g.r * g.s * 16 * nv * sizeof(float) > SK_GATHER_SLAB_BYTES)) nv /= 2;
     if (g.c % (16 * nv)) nv = 1;
     const int n_rows = g.n * g.h;
-    const bool stream = (size_t)n_rows * g.w * g.c * sizeof(float) > ((size_t)16 << 20) && (uintptr_t)dx % 64 == 0;
+    const bool stream = (size_t)n_rows * g.w * g.c * sizeof(float) >= SK_STREAM_BYTES && (uintptr_t)dx % 64 == 0;
 #pragma omp parallel
     {
         int32_t boff[SK_GATHER_CAP + 16] __attribute__((aligned(64)));
@@ -695,6 +701,56 @@ static void bwdw_direct_rowseg(const SparseGrad *sp, const float *x, ConvGeom g,
             _mm512_mask_storeu_ps(dw + (size_t)k * RSC + r * SC, wm, _mm512_load_ps(pad + (size_t)k * 48 + 16 * r));
 }
 
+/* 1x1, samples [n_lo, n_hi) into dw (K,C) (overwritten): each output pixel's input vector is read
+ * once (16*NV channels at a time, in registers) and every nonzero of the pixel adds v * x to its
+ * channel's dW row, accumulated in pad (K,C) (64-byte aligned, zeroed here: whole aligned vectors, so
+ * a row updated again soon after is forwarded from the store buffer; it stays in L1/L2) and copied
+ * to dw at the end; no regrouping. Order: rows in order, nonzeros in row order. Windows outside the
+ * input (1x1 with padding) contribute nothing. */
+SK_INLINE void bwdw_direct_1x1_block(const SparseGrad *sp, const float *x, ConvGeom g, int n_lo, int n_hi,
+                                     int cb, float *pad, const int NV) {
+    const int32_t *rp = sp->row_ptr;
+    const uint16_t *chan = sp->chan;
+    const float *val = sp->val;
+    const size_t C = (size_t)g.c;
+    for (int n = n_lo; n < n_hi; n++)
+        for (int p = 0; p < g.p; p++) {
+            int ih = p * g.stride - g.pad;
+            if (ih < 0 || ih >= g.h) continue;
+            for (int q = 0; q < g.q; q++) {
+                int iw = q * g.stride - g.pad;
+                size_t row = ((size_t)n * g.p + p) * g.q + q;
+                int32_t j = rp[row], je = rp[row + 1];
+                if (j == je || iw < 0 || iw >= g.w) continue;
+                const float *xp = x + (((size_t)n * g.h + ih) * g.w + iw) * C + cb;
+                __m512 xv[8];
+                SK_UNROLL
+                for (int c = 0; c < NV; c++) xv[c] = _mm512_loadu_ps(xp + 16 * c);
+                for (; j < je; j++) {
+                    const __m512 v = _mm512_set1_ps(val[j]);
+                    float *pk = pad + (size_t)chan[j] * C + cb;
+                    SK_UNROLL
+                    for (int c = 0; c < NV; c++)
+                        _mm512_store_ps(pk + 16 * c, _mm512_fmadd_ps(v, xv[c], _mm512_load_ps(pk + 16 * c)));
+                }
+            }
+        }
+}
+
+static void bwdw_direct_1x1(const SparseGrad *sp, const float *x, ConvGeom g, int n_lo, int n_hi, float *pad,
+                            float *dw) {
+    const size_t n_dw = (size_t)g.k * g.c;
+    memset(pad, 0, n_dw * sizeof *pad);
+    int nv = g.c % 128 == 0 ? 8 : g.c % 64 == 0 ? 4 : g.c % 32 == 0 ? 2 : 1;
+    for (int cb = 0; cb < g.c; cb += 16 * nv) switch (nv) {
+        case 8: bwdw_direct_1x1_block(sp, x, g, n_lo, n_hi, cb, pad, 8); break;
+        case 4: bwdw_direct_1x1_block(sp, x, g, n_lo, n_hi, cb, pad, 4); break;
+        case 2: bwdw_direct_1x1_block(sp, x, g, n_lo, n_hi, cb, pad, 2); break;
+        default: bwdw_direct_1x1_block(sp, x, g, n_lo, n_hi, cb, pad, 1); break;
+        }
+    memcpy(dw, pad, n_dw * sizeof *dw);
+}
+
 /* Small dW (<= ws->split_samples_bytes): samples split over the slots, each slot regroups all its
  * nonzeros (no channel search) into its private dW in ws->dw_priv, summed in slot order (so the
  * result depends on n_slots, like the reference). Larger dW: output channels split over the slots,
@@ -714,6 +770,10 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
             int n_lo = (int)((long long)t * g.n / n_slots), n_hi = (int)((long long)(t + 1) * g.n / n_slots);
             if (pl->kind == WP_ROWSEG && (size_t)g.k * 48 * sizeof(float) <= ws->ent_cap * sizeof(SkEnt)) {
                 bwdw_direct_rowseg(sp, x, g, pl, n_lo, n_hi, (float *)(void *)ent, ws->dw_priv + (size_t)t * ws->dw_elems);
+                continue;
+            }
+            if (pl->kind == WP_TAPS1 && n_dw * sizeof(float) <= SK_DIRECT_1X1_BYTES) {
+                bwdw_direct_1x1(sp, x, g, n_lo, n_hi, (float *)(void *)ent, ws->dw_priv + (size_t)t * ws->dw_elems);
                 continue;
             }
             bwdw_slot(sp, x, g, pl, n_lo, n_hi, 0, g.k, ent, ws->ent_cap, rows, ws->row_cap, kc,
