@@ -61,7 +61,8 @@ static const CfgKey bench_keys[] = {
     BK("seed", CFG_LONG, seed, "1", 0, 2147483647.0, NULL, "random seed (integer)"),
     BK("out", CFG_STRING, out, "", 0, 0, NULL, "also write the measurements to this HDF5 file (path; \"\" = none)"),
     BK("scheme", CFG_STRING, scheme, "dense", 0, 0, NULL,
-       "step: scheme of the compared net (dense = time the dense net alone)"),
+       "step: scheme of the compared net (dense = time the dense net alone); backward: resprop (also for dense) "
+       "or resprop-vec"),
     BK("reuse", CFG_DOUBLE, reuse, "0.9", 0, 0.999, NULL, "step: nominal reuse sparsity RS of the scheme (fraction)"),
     BK("backend", CFG_STRING, backend, "dnnl", 0, 0, "dnnl|sparse", "step: executor of the scheme's backward"),
     BK("breakeven-stem", CFG_DOUBLE, breakeven[SPARSE_CLASS_STEM], BREAKEVEN_STEM, 0, 1, NULL,
@@ -91,8 +92,9 @@ static void bench_usage(FILE *f) {
             "    runs alternated with the plain dense oneDNN net, step by step, and the ratio is printed. The\n"
             "    scheme runs as after its warm-up schedule; pass its options as --scheme.KEY=VALUE.\n"
             "  backward: per conv layer and density, the dense oneDNN backward (bwd-data + bwd-weights) against\n"
-            "    ReSprop on backend sparse (fused threshold pass + sparse kernels + single-sample reuse terms),\n"
-            "    with the threshold fixed so S has the given density; alternated, medians of --steps calls;\n"
+            "    ReSprop (--scheme resprop, default, or resprop-vec) on backend sparse (fused threshold pass +\n"
+            "    sparse kernels + single-sample reuse terms), with the threshold fixed so S has the given\n"
+            "    density (of entries; of positions for resprop-vec); alternated, medians of --steps calls;\n"
             "    the sums over the network, and break-even estimates per layer class.\n"
             "  --out FILE.h5 writes the measurements (results/SCHEMA.md, kinds bench_step, bench_backward).\n"
             "options:\n");
@@ -371,15 +373,33 @@ typedef struct {
 } BackwardRow;
 
 /* Times one conv layer at each density: returns rows[0..nd). */
-static int time_layer(const BenchConfig *c, const LayerSpec *spec, Dims4 in, bool need_dx, const double *dens, int nd,
-                      long warmup, long reps, DnnlCtx *ctx, BackwardRow *rows) {
+/* For resprop-vec: the threshold on the RMS of G[n] - G[n'] over K channels that leaves a fraction d of
+ * the positions active, from the positions of consecutive sample pairs (the stored sample is one of
+ * the others). */
+static double tau_vec_for_density(const float *g, GradShape sh, double d, double *work) {
+    size_t pos = (size_t)sh.n * sh.p * sh.q, m = grad_sample(sh), k = (size_t)sh.k;
+    for (size_t i = 0; i < pos; i++) {
+        size_t n = i / ((size_t)sh.p * sh.q), off = i % ((size_t)sh.p * sh.q);
+        const float *a = g + n * m + off * k, *b = g + ((n + 1) % (size_t)sh.n) * m + off * k;
+        double s = 0;
+        for (size_t j = 0; j < k; j++) s += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
+        work[i] = sqrt(s / (double)k);
+    }
+    qsort(work, pos, sizeof *work, cmp_double);
+    size_t idx = (size_t)((1.0 - d) * (double)pos);
+    return work[idx < pos ? idx : pos - 1];
+}
+
+static int time_layer(const BenchConfig *c, const Scheme *sch, const LayerSpec *spec, Dims4 in, bool need_dx,
+                      const double *dens, int nd, long warmup, long reps, DnnlCtx *ctx, BackwardRow *rows) {
     int rc = 0;
     Layer *ld = NULL, *ls_layer = NULL;
     float *x = NULL, *y = NULL, *g = NULL, *dx = NULL, *sbuf = NULL;
-    double *td = NULL, *tsp = NULL;
+    double *td = NULL, *tsp = NULL, *work = NULL;
     void *state = NULL;
     SparseGrad store = {0};
     SparseWorkspace ws = {0};
+    SparseVecWorkspace vws = {0};
     Rng rng;
     rng_init(&rng, (uint64_t)c->seed ^ 0xbac4u);
     TRY(layer_create(&ld, spec, &in, ctx));
@@ -399,18 +419,24 @@ static int time_layer(const BenchConfig *c, const LayerSpec *spec, Dims4 in, boo
     TRY(layer_conv_geom(ld, &geom));
     TRY(sparse_init(&store, 1, out.n * out.h * out.w, 1, 1, ny));
     TRY(sparse_workspace_init(&ws, 0, (size_t)geom.k * geom.r * geom.s * geom.c));
+    TRY(sparse_vec_workspace_init(&vws, (size_t)geom.r * geom.s * geom.c, 0, 0));
     GradShape shape = {out.n, out.h, out.w, out.c};
+    bool vec = sch == &scheme_resprop_vec;
+    if (vec) {
+        work = mem_alloc((size_t)out.n * out.h * out.w * sizeof *work);
+        if (!work) FAIL(ERR_NOMEM, "bench: out of memory");
+    }
     for (int di = 0; di < nd; di++) {
         ResPropOptions opt;
-        TRY(config_defaults(scheme_resprop.options, &opt));
-        double tau = tau_for_density(dens[di]);
+        TRY(config_defaults(sch->options, &opt));
+        double tau = vec ? tau_vec_for_density(g, shape, dens[di], work) : tau_for_density(dens[di]);
         snprintf(opt.warmup, sizeof opt.warmup, "none");
         opt.margin = 0;
         opt.reset_each_epoch = false;
         opt.tau_init = opt.tau_min = opt.tau_max = tau;
-        TRY(scheme_resprop.layer_create(&state, &opt, shape, 1.0 - dens[di] < 0.999 ? 1.0 - dens[di] : 0.999));
-        LayerScheme lsch = {.scheme = &scheme_resprop, .cfg = &opt, .state = state, .s_buf = sbuf, .sparse = true,
-                            .breakeven = 1.0, .csr_store = &store, .ws = &ws};
+        TRY(sch->layer_create(&state, &opt, shape, 1.0 - dens[di] < 0.999 ? 1.0 - dens[di] : 0.999));
+        LayerScheme lsch = {.scheme = sch, .cfg = &opt, .state = state, .s_buf = sbuf, .sparse = true,
+                            .breakeven = 1.0, .csr_store = &store, .ws = &ws, .vws = &vws};
         TRY(layer_create(&ls_layer, spec, &in, ctx));
         float *w = mem_alloc(layer_param(ld, 0).n_plain * sizeof(float));
         if (!w) FAIL(ERR_NOMEM, "bench: out of memory");
@@ -444,16 +470,17 @@ static int time_layer(const BenchConfig *c, const LayerSpec *spec, Dims4 in, boo
                                  .dense_ms = median(td, reps), .sparse_ms = median(tsp, reps)};
         layer_destroy(ls_layer);
         ls_layer = NULL;
-        scheme_resprop.layer_destroy(state);
+        sch->layer_destroy(state);
         state = NULL;
     }
 fail:
-    if (state) scheme_resprop.layer_destroy(state);
+    if (state) sch->layer_destroy(state);
     layer_destroy(ls_layer);
     layer_destroy(ld);
     sparse_deinit(&store);
     sparse_workspace_deinit(&ws);
-    mem_free(x), mem_free(dx), mem_free(y), mem_free(g), mem_free(sbuf), mem_free(td), mem_free(tsp);
+    sparse_vec_workspace_deinit(&vws);
+    mem_free(x), mem_free(dx), mem_free(y), mem_free(g), mem_free(sbuf), mem_free(td), mem_free(tsp), mem_free(work);
     return rc;
 }
 
@@ -465,6 +492,10 @@ static int bench_backward(const BenchConfig *c, const ModelSpec *m, Dims4 input)
     double dens[BENCH_MAX_DENSITIES];
     int nd = 0, n_conv = 0;
     long warmup = c->warmup >= 0 ? c->warmup : 2, reps = c->steps;
+    const char *sname = strcmp(c->scheme, "dense") == 0 ? "resprop" : c->scheme;
+    const Scheme *sch = strcmp(sname, "resprop") == 0 ? &scheme_resprop
+                        : strcmp(sname, "resprop-vec") == 0 ? &scheme_resprop_vec : NULL;
+    if (!sch) FAIL(ERR_CONFIG, "bench backward: key 'scheme' value '%s': expected resprop or resprop-vec", c->scheme);
     TRY(parse_densities(c->density, dens, &nd));
     dims = mem_calloc((size_t)m->n_layers, sizeof *dims);
     if (!dims) FAIL(ERR_NOMEM, "bench: out of memory");
@@ -479,22 +510,24 @@ static int bench_backward(const BenchConfig *c, const ModelSpec *m, Dims4 input)
     rows = mem_calloc((size_t)n_conv * nd + 1, sizeof *rows);
     if (!rows) FAIL(ERR_NOMEM, "bench: out of memory");
     TRY(dnnl_ctx_init(&ctx));
-    fprintf(stderr, "bench backward: %s %s batch %d, %d threads, f32; densities %s; %ld warm-up + %ld timed calls "
-                    "per layer and density, dense and sparse alternated\n",
-            c->model, c->input, c->batch, c->threads, c->density, warmup, reps);
+    fprintf(stderr, "bench backward: %s %s batch %d, %d threads, f32, %s; densities %s; %ld warm-up + %ld timed "
+                    "calls per layer and density, dense and sparse alternated\n",
+            c->model, c->input, c->batch, c->threads, sch->name, c->density, warmup, reps);
     int j = 0;
     for (int i = 1; i < m->n_layers; i++) {
         const LayerSpec *sp = &m->layers[i];
         if (sp->kind != LAYER_CONV) continue;
         fprintf(stderr, "\rlayer %d/%d %-24s", j + 1, n_conv, sp->name);
-        TRY(time_layer(c, sp, dims[sp->in[0]], sp->in[0] != 0, dens, nd, warmup, reps, &ctx, rows + (size_t)j * nd));
+        TRY(time_layer(c, sch, sp, dims[sp->in[0]], sp->in[0] != 0, dens, nd, warmup, reps, &ctx,
+                       rows + (size_t)j * nd));
         for (int d = 0; d < nd; d++) rows[(size_t)j * nd + d].layer = i;
         j++;
     }
     fprintf(stderr, "\n");
     printf("model=%s input=%s batch=%d threads=%d dtype=f32 baseline=dense-oneDNN (bwd-data + bwd-weights)\n",
            c->model, c->input, c->batch, c->threads);
-    printf("sparse = ReSprop on backend sparse: fused |G - R| > tau pass + sparse kernels + reuse terms + bias\n");
+    printf("sparse = %s on backend sparse: fused threshold pass + %s kernels + reuse terms + bias\n", sch->name,
+           sch == &scheme_resprop_vec ? "gathered-GEMM" : "sparse");
     for (int d = 0; d < nd; d++) {
         printf("\ndensity %.3g\n%-4s %-24s %-9s %-22s %9s %9s %7s %8s\n", dens[d], "#", "layer", "class",
                "CxHxW -> KxPxQ", "dense_ms", "sparse_ms", "ratio", "achieved");
@@ -542,7 +575,7 @@ static int bench_backward(const BenchConfig *c, const ModelSpec *m, Dims4 input)
         if (!col) FAIL(ERR_NOMEM, "bench: out of memory");
         rc = out_open(&o, c->out, "bench_backward", c);
         if (!rc) {
-            out_attr_str(&o, "scheme", "resprop");
+            out_attr_str(&o, "scheme", sch->name);
             out_attr_str(&o, "backend", "sparse");
             out_attr_str(&o, "densities", c->density);
             const char *names[] = {"/layer", "/class", "/density", "/achieved_density", "/dense_ms", "/sparse_ms",

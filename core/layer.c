@@ -1279,17 +1279,57 @@ fail:
     return rc;
 }
 
-/* Backend sparse: the S terms with the CPU kernels on the CSR view (dx overwritten, dW into the
- * parameter's stored layout). */
-static int conv_backward_sparse(Layer *l) {
+/* The reuse terms' elementwise passes: memory-bound, so vectorised (restrict) and parallel. */
+#define LAYER_BLOCK 4096 /* floats of a sum block: 16 KiB of accumulators stay in L1 */
+
+/* sum (sample) = sum over n of x (n, sample), each block summed over the batch in order (deterministic). */
+static void batch_sum(float *restrict sum, const float *restrict x, int n, size_t sample) {
+    size_t n_blocks = (sample + LAYER_BLOCK - 1) / LAYER_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t lo = b * LAYER_BLOCK, len = sample - lo < LAYER_BLOCK ? sample - lo : LAYER_BLOCK;
+        float *restrict s = sum + lo;
+        memcpy(s, x + lo, len * sizeof *s);
+        for (int j = 1; j < n; j++) {
+            const float *restrict xj = x + (size_t)j * sample + lo;
+#pragma omp simd
+            for (size_t i = 0; i < len; i++) s[i] += xj[i];
+        }
+    }
+}
+
+/* dx (n, sample) += broadcast_n(add (sample)). */
+static void add_broadcast(float *restrict dx, const float *restrict add, int n, size_t sample) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < n; j++) {
+        float *restrict d = dx + (size_t)j * sample;
+#pragma omp simd
+        for (size_t i = 0; i < sample; i++) d[i] += add[i];
+    }
+}
+
+/* dst (n) += src (n). */
+static void add_into(float *restrict dst, const float *restrict src, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* Backend sparse: the S terms with the CPU kernels on the CSR view (dx overwritten, starting from the
+ * reuse term's input gradient dx1 (H,W,C) in every sample when given; dW into the parameter's stored
+ * layout). */
+static int conv_backward_sparse(Layer *l, const float *dx1) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
     bool vec = ls->out.structured && ls->out.csr_written && ls->vws;
     if (l->dx[0]) {
         TRY(exec_step(l, &l->sp_w_reorder));
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
-        if (vec) sparse_vec_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, ls->vws, l->dx[0]);
-        else sparse_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, l->dx[0]);
+        if (vec) {
+            sparse_vec_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, ls->vws, l->dx[0]);
+            if (dx1) add_broadcast(l->dx[0], dx1, l->in[0].n, dims_sample(l->in[0]));
+        } else {
+            sparse_conv_bwd_data_init(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, dx1, l->dx[0]);
+        }
     }
     if (vec) sparse_vec_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->vws, l->ctx->shared[CTX_SPARSE_DW]);
     else sparse_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW]);
@@ -1331,52 +1371,38 @@ static int conv_backward_scheme(Layer *l) {
         if (o->csr_written && (!run_sparse || ls->want_dense_dw)) sparse_to_dense(&l->csr, ls->s_buf);
         if (run_sparse && !o->csr_written) TRY(sparse_from_dense(&l->csr, ls->s_buf));
     }
-    if (run_sparse) {
-        TRY(conv_backward_sparse(l));
-        ls->ran_sparse = true;
-    } else {
-        if (l->i_wbwd >= 0) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
-        if (l->dx[0]) TRY(exec_with(l, &l->bwd[l->i_data], DNNL_ARG_DIFF_DST, l->m_s));
-        TRY(conv_weight_grad(l, l->m_s));
-    }
+    /* the reuse terms first: the sparse kernels start dx from their input gradient dx1 */
+    const float *dx1 = NULL, *dw1 = NULL;
+    bool wbwd_done = false;
     if (o->r) {
         DNNL_TRY(dnnl_memory_set_data_handle(l->m_r, (void *)o->r));
-        size_t sample = dims_sample(in);
         if (l->dx[0]) {
-            /* the single-sample weights may be the main backward's reorder output, which the sparse
-             * path did not run */
-            if (run_sparse && l->i_wbwd >= 0) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
+            /* the single-sample weights may be the main backward's reorder output: refresh it first */
+            if (l->i_wbwd >= 0) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
+            wbwd_done = true;
             if (l->sch_w1_reorder.prim) TRY(exec_step(l, &l->sch_w1_reorder));
             TRY(exec_step(l, &l->sch_data1));
+            dx1 = l->ctx->shared[CTX_REUSE_DX];
         }
         float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
-        const float *x = l->x[0];
-        /* blocks of the sample, each summed over the batch in order (contiguous reads, deterministic) */
-#pragma omp parallel for schedule(static)
-        for (size_t b = 0; b < sample; b += 1024) {
-            size_t e = b + 1024 < sample ? b + 1024 : sample;
-            for (size_t i = b; i < e; i++) xsum[i] = 0;
-            for (int n = 0; n < in.n; n++) {
-                const float *xn = x + (size_t)n * sample;
-                for (size_t i = b; i < e; i++) xsum[i] += xn[i];
-            }
-        }
+        batch_sum(xsum, l->x[0], in.n, dims_sample(in));
         TRY(exec_step(l, &l->sch_wgt1));
         if (l->sch_dw1_reorder.prim) TRY(exec_step(l, &l->sch_dw1_reorder));
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
-        if (l->dx[0]) {
-            const float *dx1 = l->ctx->shared[CTX_REUSE_DX];
-            float *dx = l->dx[0];
-#pragma omp parallel for schedule(static)
-            for (int n = 0; n < in.n; n++)
-                for (size_t i = 0; i < sample; i++) dx[(size_t)n * sample + i] += dx1[i];
-        }
-        const float *dw1 = l->ctx->shared[CTX_REUSE_DW];
-        for (size_t i = 0; i < p->n_stored; i++) p->dw[i] += dw1[i];
-    } else {
-        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        dw1 = l->ctx->shared[CTX_REUSE_DW];
     }
+    if (run_sparse) {
+        TRY(conv_backward_sparse(l, dx1));
+        ls->ran_sparse = true;
+    } else {
+        if (l->i_wbwd >= 0 && !wbwd_done) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
+        if (l->dx[0]) TRY(exec_with(l, &l->bwd[l->i_data], DNNL_ARG_DIFF_DST, l->m_s));
+        TRY(conv_weight_grad(l, l->m_s));
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        if (dx1) add_broadcast(l->dx[0], dx1, in.n, dims_sample(in));
+    }
+    if (dw1) add_into(p->dw, dw1, p->n_stored);
     if (l->spec.bias) { /* the bias gradient stays dense: sum of G over N, P, Q */
         float *db = l->params[1].dw;
         int k = out.c;

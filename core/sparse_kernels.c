@@ -83,12 +83,17 @@ static inline void tap_range(int o, int taps, int extent, int *lo, int *hi) {
 }
 
 void sparse_conv_bwd_data_ref(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx) {
+    sparse_conv_bwd_data_ref_init(s, w_ohwi, g, NULL, dx);
+}
+
+void sparse_conv_bwd_data_ref_init(const SparseGrad *s, const float *w_ohwi, ConvGeom g, const float *dx0, float *dx) {
     check_shapes(s, g);
     const size_t C = (size_t)g.c, sample = (size_t)g.h * g.w * C;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < g.n; n++) {
         float *dxn = dx + (size_t)n * sample; /* (H,W,C) */
-        memset(dxn, 0, sample * sizeof *dxn);
+        if (dx0) memcpy(dxn, dx0, sample * sizeof *dxn);
+        else memset(dxn, 0, sample * sizeof *dxn);
         for (int p = 0; p < g.p; p++) {
             int ih0 = p * g.stride - g.pad, r_lo, r_hi;
             tap_range(ih0, g.r, g.h, &r_lo, &r_hi);
@@ -201,17 +206,20 @@ SK_INLINE const float *sk_addr(const float *x, ptrdiff_t off) {
  * floats) and the dx row stay in L1 while every pixel of the row consumes that tap's nonzeros;
  * a pixel's partial sum is kept in registers over one tap's nonzeros (two sets, alternate
  * nonzeros) and added to the row in memory. Fixed order (taps r, s, then the row's nonzeros). */
-SK_INLINE void bwdd_tile_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx, int row, int cb,
-                        const int NV) {
+SK_INLINE void bwdd_tile_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, const float *dx0, float *dx,
+                             int row, int cb, const int NV) {
     const int n = row / g.h, h = row % g.h;
     const size_t C = (size_t)g.c, RSC = (size_t)g.r * g.s * C;
     const int32_t *rp = sp->row_ptr;
     const uint16_t *chan = sp->chan;
     const float *val = sp->val;
     float *dxr = dx + ((size_t)row * g.w) * C + cb;
+    const float *d0 = dx0 ? dx0 + ((size_t)h * g.w) * C + cb : NULL; /* the sample's starting values */
     for (int wq = 0; wq < g.w; wq++) {
         SK_UNROLL
-        for (int c = 0; c < NV; c++) _mm512_storeu_ps(dxr + (size_t)wq * C + 16 * c, _mm512_setzero_ps());
+        for (int c = 0; c < NV; c++)
+            _mm512_storeu_ps(dxr + (size_t)wq * C + 16 * c,
+                             d0 ? _mm512_loadu_ps(d0 + (size_t)wq * C + 16 * c) : _mm512_setzero_ps());
     }
     for (int r = 0; r < g.r; r++) {
         int num = h + g.pad - r;
@@ -294,8 +302,8 @@ SK_INLINE void bwdd_consume(__m512 *acc, const float *w, const int32_t *off, con
  * dx[n,h,w,cb..] = sum over the taps (r,s) reaching (h,w) and the nonzeros (k, v) of their output
  * pixel of v * w[k,r,s,cb..]. The nonzeros of all taps are first listed (weight offset, value) with
  * vector ops, then consumed in one long loop; the sum stays in registers and is stored once. */
-SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx, int row, int cb,
-                        bool stream, int32_t *boff, float *bval, const int NV) {
+SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, const float *dx0, float *dx,
+                               int row, int cb, bool stream, int32_t *boff, float *bval, const int NV) {
     const int n = row / g.h, h = row % g.h;
     const int C = g.c, RSC = g.r * g.s * C;
     const int32_t *rp = sp->row_ptr;
@@ -312,10 +320,11 @@ SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGe
         tp[n_r++] = p;
     }
     float *dxr = dx + ((size_t)row * g.w) * C + cb;
+    const float *d0 = dx0 ? dx0 + ((size_t)h * g.w) * C + cb : NULL; /* the sample's starting values */
     for (int wq = 0; wq < g.w; wq++) {
         __m512 acc[8];
         SK_UNROLL
-        for (int c = 0; c < NV; c++) acc[c] = _mm512_setzero_ps();
+        for (int c = 0; c < NV; c++) acc[c] = d0 ? _mm512_loadu_ps(d0 + (size_t)wq * C + 16 * c) : _mm512_setzero_ps();
         int m = 0;
         for (int s = 0; s < g.s; s++) {
             int num = wq + g.pad - s;
@@ -355,7 +364,7 @@ SK_INLINE void bwdd_gather_row(const SparseGrad *sp, const float *w_ohwi, ConvGe
  * form (bwdd_tile_row); otherwise (strided or 1x1, where each dx pixel gets few taps and dx is mostly
  * written, not computed; or many output channels) the gather form, with non-temporal stores when dx
  * exceeds the caches. */
-static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, float *dx) {
+static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, const float *dx0, float *dx) {
     const bool tile = g.stride == 1 && g.r * g.s > 1 && (size_t)g.k * 32 * sizeof(float) <= SK_SLAB_BYTES;
     int nv = tile ? 4 : 8;
     if (tile) /* as wide as possible (<= 64) while one tap's weights (K x block) fit in L1 */
@@ -374,17 +383,17 @@ static void bwdd_fast(const SparseGrad *sp, const float *w_ohwi, ConvGeom g, flo
         if (tile) {
             for (int row = lo; row < hi; row++)
                 for (int cb = 0; cb < g.c; cb += 16 * nv) switch (nv) {
-                    case 4: bwdd_tile_row(sp, w_ohwi, g, dx, row, cb, 4); break;
-                    case 2: bwdd_tile_row(sp, w_ohwi, g, dx, row, cb, 2); break;
-                    default: bwdd_tile_row(sp, w_ohwi, g, dx, row, cb, 1); break;
+                    case 4: bwdd_tile_row(sp, w_ohwi, g, dx0, dx, row, cb, 4); break;
+                    case 2: bwdd_tile_row(sp, w_ohwi, g, dx0, dx, row, cb, 2); break;
+                    default: bwdd_tile_row(sp, w_ohwi, g, dx0, dx, row, cb, 1); break;
                     }
         } else {
             for (int cb = 0; cb < g.c; cb += 16 * nv)
                 for (int row = lo; row < hi; row++) switch (nv) {
-                    case 8: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 8); break;
-                    case 4: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 4); break;
-                    case 2: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 2); break;
-                    default: bwdd_gather_row(sp, w_ohwi, g, dx, row, cb, stream, boff, bval, 1); break;
+                    case 8: bwdd_gather_row(sp, w_ohwi, g, dx0, dx, row, cb, stream, boff, bval, 8); break;
+                    case 4: bwdd_gather_row(sp, w_ohwi, g, dx0, dx, row, cb, stream, boff, bval, 4); break;
+                    case 2: bwdd_gather_row(sp, w_ohwi, g, dx0, dx, row, cb, stream, boff, bval, 2); break;
+                    default: bwdd_gather_row(sp, w_ohwi, g, dx0, dx, row, cb, stream, boff, bval, 1); break;
                     }
             if (stream) _mm_sfence();
         }
@@ -797,14 +806,18 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
 #endif /* SK_AVX512 */
 
 void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx) {
+    sparse_conv_bwd_data_init(s, w_ohwi, g, NULL, dx);
+}
+
+void sparse_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, ConvGeom g, const float *dx0, float *dx) {
     check_shapes(s, g);
 #ifdef SK_AVX512
     if (g.c % 16 == 0) {
-        bwdd_fast(s, w_ohwi, g, dx);
+        bwdd_fast(s, w_ohwi, g, dx0, dx);
         return;
     }
 #endif
-    sparse_conv_bwd_data_ref(s, w_ohwi, g, dx);
+    sparse_conv_bwd_data_ref_init(s, w_ohwi, g, dx0, dx);
 }
 
 void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,

@@ -53,6 +53,9 @@ void sparse_workspace_deinit(SparseWorkspace *ws);
  * (each element's summation order depends only on s). Other C: the reference kernel.
  * s's shape must match g (ASSERT). Allocates nothing. */
 void sparse_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx);
+/* The same with every sample's dx starting from dx0 (H,W,C) instead of 0 (NULL: 0): the backend adds
+ * the reuse term's broadcast input gradient this way, without another pass over dx. */
+void sparse_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, ConvGeom g, const float *dx0, float *dx);
 
 /* dw_ohwi (K,R,S,C), overwritten = the weight gradient for output gradient s and input x (N,H,W,C):
  * dw[k,r,s,:] += v * x[n, p*stride-pad+r, q*stride-pad+s, :] over the nonzeros and in-bounds taps.
@@ -69,6 +72,7 @@ void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, Sp
  * ws->dw_priv and sums them in slot order, deterministic for a given ws->n_slots). For tests and
  * for the shapes the fast paths do not cover. */
 void sparse_conv_bwd_data_ref(const SparseGrad *s, const float *w_ohwi, ConvGeom g, float *dx);
+void sparse_conv_bwd_data_ref_init(const SparseGrad *s, const float *w_ohwi, ConvGeom g, const float *dx0, float *dx);
 void sparse_conv_bwd_weights_ref(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
                                  float *dw_ohwi);
 

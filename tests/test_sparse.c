@@ -323,6 +323,45 @@ static void test_conv_case(void **state) {
     run_conv_case(cc, 0.60, 201 + (uint64_t)(cc - conv_cases)); /* long rows (many nonzeros per pixel) */
 }
 
+/* sparse_conv_bwd_data_init: each sample's dx starts from dx0, i.e. equals the plain kernel plus the
+ * broadcast dx0, for the tile form (stride 1), the gather form (stride 2, 1x1) and the reference
+ * kernel (C not a multiple of 16). */
+static void check_init(ConvGeom g, uint64_t seed) {
+    size_t base = mem_live_bytes();
+    Rng rng;
+    rng_init(&rng, seed);
+    size_t sample = (size_t)g.h * g.w * g.c, nx = (size_t)g.n * sample, ny = (size_t)g.n * g.p * g.q * g.k;
+    size_t nw = (size_t)g.k * g.r * g.s * g.c;
+    float *w = falloc(nw), *s = falloc(ny), *dx0 = falloc(sample), *a = falloc(nx), *b = falloc(nx);
+    draw_dense(&rng, w, nw, 0.1);
+    draw_dense(&rng, dx0, sample, 1.0);
+    draw_sparse(&rng, s, ny, 0.1);
+    SparseGrad sg;
+    assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny), 0);
+    assert_int_equal(sparse_from_dense(&sg, s), 0);
+    sparse_conv_bwd_data(&sg, w, g, a);
+    for (size_t i = 0; i < nx; i++) a[i] += dx0[i % sample];
+    double *want = dalloc(nx);
+    to_double(a, want, nx);
+    size_t allocs = mem_n_allocs();
+    sparse_conv_bwd_data_init(&sg, w, g, dx0, b);
+    assert_int_equal(mem_n_allocs(), allocs);
+    assert_close_fd("bwd_data_init vs bwd_data + broadcast dx0", b, want, nx, 1e-6);
+    sparse_conv_bwd_data_init(&sg, w, g, NULL, b); /* NULL: from zero, as the plain kernel */
+    sparse_conv_bwd_data(&sg, w, g, a);
+    assert_memory_equal(a, b, nx * sizeof *a);
+    sparse_deinit(&sg);
+    mem_free(w), mem_free(s), mem_free(dx0), mem_free(a), mem_free(b), mem_free(want);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
+static void test_bwd_data_init(void **state) {
+    check_init(sparse_geom(4, 32, 8, 8, 32, 3, 3, 1, 1), 11);   /* tile form */
+    check_init(sparse_geom(4, 64, 9, 9, 128, 3, 3, 2, 1), 12);  /* gather form */
+    check_init(sparse_geom(4, 64, 8, 8, 128, 1, 1, 2, 0), 13);  /* 1x1 */
+    check_init(sparse_geom(3, 6, 12, 12, 8, 5, 5, 1, 0), 14);   /* reference kernel */
+}
+
 /* Two calls with 2 threads give identical bits (dX and dW), and neither allocates; so does 1 thread
  * running the same slots, and (channel split of the fast bwd_weights) another slot count. An
  * all-zero gradient gives zero dX and dW (the outputs are overwritten). */
@@ -391,6 +430,7 @@ int main(void) {
         cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_init_errors),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_bwd_data_init),
     };
     enum { N_FIXED = sizeof fixed / sizeof fixed[0] };
     struct CMUnitTest tests[N_FIXED + N_CONV_CASES];
