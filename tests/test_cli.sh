@@ -30,6 +30,13 @@ expect 2 "density" -- "$bin" bench backward --model resnet20 --density 0,2
 expect 2 "step or backward" -- "$bin" bench forward --model resnet20
 expect 2 "backend" -- "$bin" bench step --model resnet20 --backend gpu
 expect 2 "nope" -- "$bin" bench step --model lenet5 --input 1x28x28 --scheme nope --steps 1 --warmup 0
+expect 0 "speedup" -- "$bin" bench step --model lenet5 --input 1x28x28 --batch 8 --scheme resprop --backend sparse \
+    --scheme.warmup=none --steps 2 --warmup 2 --out "$tmp/bs.h5"
+[ -f "$tmp/bs.h5" ] && [ ! -e "$tmp/bs.h5.part" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: bench step record"; }
+expect 0 "all conv layers" -- "$bin" bench backward --model lenet5 --input 1x28x28 --batch 8 --steps 1 --warmup 0 \
+    --density 0.5 --out "$tmp/bb.h5"
+expect 0 "gathered-GEMM" -- "$bin" bench backward --model lenet5 --input 1x28x28 --batch 8 --steps 1 --warmup 0 \
+    --scheme resprop-vec --density 0.5
 expect 2 "backend" -- "$bin" train --backend gpu
 expect 2 "breakeven-wide" -- "$bin" train --breakeven-wide 1.5
 expect 2 "unknown command" -- "$bin" frobnicate
