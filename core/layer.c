@@ -1325,8 +1325,7 @@ static int conv_backward_sparse(Layer *l, const float *dx1) {
         TRY(exec_step(l, &l->sp_w_reorder));
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
         if (vec) {
-            sparse_vec_conv_bwd_data(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, ls->vws, l->dx[0]);
-            if (dx1) add_broadcast(l->dx[0], dx1, l->in[0].n, dims_sample(l->in[0]));
+            sparse_vec_conv_bwd_data_init(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, ls->vws, dx1, l->dx[0]);
         } else {
             sparse_conv_bwd_data_init(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, dx1, l->dx[0]);
         }

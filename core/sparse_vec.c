@@ -73,10 +73,13 @@ static size_t sv_next_row(const SparseGrad *s, size_t *i) {
 /* dx of samples [n0, n1) (one thread's item): zeroed, then for each sub-chunk of at most `chunk`
  * active positions: cols = vals * W, and col2im. */
 static void sv_data_item(const SparseGrad *s, const float *w, ConvGeom g, float *cols, size_t chunk, int n0,
-                         int n1, float *dx) {
+                         int n1, const float *dx0, float *dx) {
     const size_t pq = (size_t)g.p * g.q, rsc = (size_t)g.r * g.s * g.c, hwc = (size_t)g.h * g.w * g.c;
     const size_t kk = (size_t)g.k;
-    memset(dx + (size_t)n0 * hwc, 0, (size_t)(n1 - n0) * hwc * sizeof *dx);
+    if (dx0)
+        for (int n = n0; n < n1; n++) memcpy(dx + (size_t)n * hwc, dx0, hwc * sizeof *dx);
+    else
+        memset(dx + (size_t)n0 * hwc, 0, (size_t)(n1 - n0) * hwc * sizeof *dx);
     size_t off = (size_t)s->row_ptr[(size_t)n0 * pq], end = (size_t)s->row_ptr[(size_t)n1 * pq];
     size_t i = (size_t)n0 * pq; /* row cursor */
     while (off < end) {
@@ -107,6 +110,11 @@ static void sv_data_item(const SparseGrad *s, const float *w, ConvGeom g, float 
 
 void sparse_vec_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, SparseVecWorkspace *ws,
                               float *dx) {
+    sparse_vec_conv_bwd_data_init(s, w_ohwi, g, ws, NULL, dx);
+}
+
+void sparse_vec_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, ConvGeom g, SparseVecWorkspace *ws,
+                                   const float *dx0, float *dx) {
     sv_check(s, g, ws);
     const size_t pq = (size_t)g.p * g.q, rsc = (size_t)g.r * g.s * g.c;
     size_t chunk = ws->cols_cap / rsc;
@@ -133,7 +141,7 @@ void sparse_vec_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom
                 n1++;
             }
             if (item == mine) {
-                sv_data_item(s, w_ohwi, g, cols, chunk, n0, n1, dx);
+                sv_data_item(s, w_ohwi, g, cols, chunk, n0, n1, dx0, dx);
 #pragma omp atomic capture
                 mine = next_item++;
             }
@@ -199,7 +207,7 @@ void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g
     int n_threads = ws->n_threads < omp_get_max_threads() ? ws->n_threads : omp_get_max_threads();
     /* column pieces of about SPARSE_VEC_PIECE_COLS (at least one per thread), claimed dynamically */
     int n_pieces = (int)((rsc + SPARSE_VEC_PIECE_COLS - 1) / SPARSE_VEC_PIECE_COLS);
-    if (n_pieces < n_threads) n_pieces = n_threads;
+    n_pieces = (n_pieces + n_threads - 1) / n_threads * n_threads; /* equal shares: no idle thread at the end */
     int blas = sv_blas_begin();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
     for (int piece = 0; piece < n_pieces; piece++) {

@@ -48,6 +48,9 @@ void sparse_vec_workspace_deinit(SparseVecWorkspace *ws);
  * entries, and R*S*C <= ws->max_rsc. Allocates nothing. */
 void sparse_vec_conv_bwd_data(const SparseGrad *s, const float *w_ohwi, ConvGeom g, SparseVecWorkspace *ws,
                               float *dx);
+/* The same with every sample's dx starting from dx0 (H,W,C) instead of 0 (NULL: 0). */
+void sparse_vec_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, ConvGeom g, SparseVecWorkspace *ws,
+                                   const float *dx0, float *dx);
 
 /* dw_ohwi (K,R,S,C), overwritten: the weight gradient for the structured output gradient s and the
  * input x (N,H,W,C). Same assertions; allocates nothing. */

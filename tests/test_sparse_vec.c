@@ -175,6 +175,35 @@ static void test_cases(void **state) {
 }
 
 /* Tiny buffers: one R*S*C block per GEMM, so every sample is split over many chunks. */
+/* sparse_vec_conv_bwd_data_init: every sample's dx starts from dx0 = the plain kernel + broadcast dx0. */
+static void test_data_init(void **state) {
+    size_t base = mem_live_bytes();
+    Rng rng;
+    rng_init(&rng, 31);
+    ConvGeom g = sparse_geom(4, 16, 9, 9, 32, 3, 3, 2, 1);
+    size_t sample = (size_t)g.h * g.w * g.c, nx = (size_t)g.n * sample, rows = (size_t)g.n * g.p * g.q;
+    size_t ny = rows * (size_t)g.k, nw = (size_t)g.k * g.r * g.s * g.c;
+    float *w = falloc(nw), *s = falloc(ny), *dx0 = falloc(sample), *a = falloc(nx), *b = falloc(nx);
+    for (size_t i = 0; i < nw; i++) w[i] = (float)(0.1 * rng_normal(&rng));
+    for (size_t i = 0; i < sample; i++) dx0[i] = (float)rng_normal(&rng);
+    draw_structured(&rng, s, rows, g.k, 0.2);
+    SparseGrad sg;
+    SparseVecWorkspace ws;
+    assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny), 0);
+    assert_int_equal(sparse_from_dense(&sg, s), 0);
+    assert_int_equal(sparse_vec_workspace_init(&ws, (size_t)g.r * g.s * g.c, 2, 0), 0);
+    sparse_vec_conv_bwd_data(&sg, w, g, &ws, a);
+    for (size_t i = 0; i < nx; i++) a[i] += dx0[i % sample];
+    double *want = dalloc(nx);
+    for (size_t i = 0; i < nx; i++) want[i] = a[i];
+    sparse_vec_conv_bwd_data_init(&sg, w, g, &ws, dx0, b);
+    assert_close_fd("vec bwd_data_init vs bwd_data + broadcast dx0", b, want, nx, 1e-6);
+    sparse_vec_workspace_deinit(&ws);
+    sparse_deinit(&sg);
+    mem_free(w), mem_free(s), mem_free(dx0), mem_free(a), mem_free(b), mem_free(want);
+    assert_int_equal(mem_live_bytes(), base);
+}
+
 static void test_small_workspace(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -214,6 +243,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_small_workspace),
+        cmocka_unit_test(test_data_init),
         cmocka_unit_test(test_blas_threads_restored),
         cmocka_unit_test(test_workspace_errors),
     };
