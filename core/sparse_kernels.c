@@ -603,30 +603,33 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
         /* pass 1: the block's rows, their slot ranges and windows; counts per channel */
         memset(kc, 0, (size_t)(Ks + 1) * sizeof *kc);
         size_t nb = 0, cnt = 0;
-        while (i < n_rows && nb < max_rows) {
+        const size_t i_end = i + max_rows < n_rows ? i + max_rows : n_rows; /* rows of this block */
+        while (i < i_end) {
             int32_t a = rp[i], b = rp[i + 1];
             if (klo > 0) a = chan_lower_bound(chan, a, b, klo);
             if (khi < g.k) b = chan_lower_bound(chan, a, b, khi);
-            if (cnt + (size_t)(b - a) > ent_cap) break;
-            int ih0 = p * g.stride - g.pad, iw0 = q * g.stride - g.pad;
-            if (SK_PREFETCH_X && b > a) {
-                /* x of the window's rows not touched by the previous output row, into L2: the
-                 * channel lists below visit the block's pixels out of order */
-                int s_lo, s_hi;
-                tap_range(iw0, g.s, g.w, &s_lo, &s_hi);
-                for (int r = g.r > g.stride ? g.r - g.stride : 0; r < g.r; r++) {
-                    int ih = ih0 + r;
-                    if (ih < 0 || ih >= g.h || s_hi <= s_lo) continue;
-                    const char *x0 = (const char *)(x + (((size_t)n * g.h + ih) * g.w + iw0 + s_lo) * C);
-                    size_t nbytes = (size_t)(s_hi - s_lo) * C * sizeof(float);
-                    for (size_t off = 0; off < nbytes; off += 64) _mm_prefetch(x0 + off, _MM_HINT_T1);
+            if (b > a) { /* empty rows cost only this test: only the nonempty ones are listed */
+                if (cnt + (size_t)(b - a) > ent_cap) break;
+                int ih0 = p * g.stride - g.pad, iw0 = q * g.stride - g.pad;
+                if (SK_PREFETCH_X) {
+                    /* x of the window's rows not touched by the previous output row, into L2: the
+                     * channel lists below visit the block's pixels out of order */
+                    int s_lo, s_hi;
+                    tap_range(iw0, g.s, g.w, &s_lo, &s_hi);
+                    for (int r = g.r > g.stride ? g.r - g.stride : 0; r < g.r; r++) {
+                        int ih = ih0 + r;
+                        if (ih < 0 || ih >= g.h || s_hi <= s_lo) continue;
+                        const char *x0 = (const char *)(x + (((size_t)n * g.h + ih) * g.w + iw0 + s_lo) * C);
+                        size_t nbytes = (size_t)(s_hi - s_lo) * C * sizeof(float);
+                        for (size_t off = 0; off < nbytes; off += 64) _mm_prefetch(x0 + off, _MM_HINT_T1);
+                    }
                 }
+                const bool inside = ih0 >= 0 && ih0 + g.r <= g.h && iw0 >= 0 && iw0 + g.s <= g.w;
+                rows[nb++] = (SkRow){a, b, (int32_t)((((ptrdiff_t)n * g.h + ih0) * g.w + iw0) * (ptrdiff_t)C),
+                                     inside ? pl->full : wplan_mask(pl, g, ih0, iw0)};
+                for (int32_t j = a; j < b; j++) kc[chan[j] - klo + 1]++;
+                cnt += (size_t)(b - a);
             }
-            rows[nb] = (SkRow){a, b, (int32_t)((((ptrdiff_t)n * g.h + ih0) * g.w + iw0) * (ptrdiff_t)C),
-                               wplan_mask(pl, g, ih0, iw0)};
-            for (int32_t j = a; j < b; j++) kc[chan[j] - klo + 1]++;
-            cnt += (size_t)(b - a);
-            nb++;
             i++;
             if (++q == g.q) {
                 q = 0;
