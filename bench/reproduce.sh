@@ -2,8 +2,10 @@
 # The main job. Until the reproduce pipeline (sweeps, report, plots: a later issue) exists, this
 # runs what the harness can already do for real: the model tables of the paper's networks, their
 # backward FLOP accounting at RS 0.9, a dense training run on Fashion-MNIST with its HDF5 record and
-# exported series, and the dense step benchmark. The scheme comparison (bench/ablation.sh) takes
-# about an hour and is not part of this default yet.
+# exported series, the dense step benchmark, and the CPU sparse backend against dense oneDNN (per
+# conv layer and whole step, resnet20; the resnet18 figures of REPRODUCE.md take a few minutes more:
+# the commands are there). The scheme comparison (bench/ablation.sh) takes about an hour and is not
+# part of this default yet.
 # A training point whose complete record exists is not run again (delete it to rerun).
 set -eu
 bin=${1:-build/resprop}
@@ -36,3 +38,9 @@ fi
 echo "== dense training step, resnet20 3x32x32 batch 128"
 rm -f "$runs/bench-step-resnet20.h5"
 "$bin" bench step --model resnet20 --input 3x32x32 --batch 128 --steps 10 --out "$runs/bench-step-resnet20.h5"
+echo "== ReSprop on the CPU sparse backend against dense oneDNN, resnet20 3x32x32 batch 128 (f32, 2 threads)"
+rm -f "$runs/bench-backward-resnet20.h5" "$runs/bench-step-resnet20-sparse.h5"
+"$bin" bench backward --model resnet20 --batch 128 --density 0.05,0.1 --steps 5 \
+    --out "$runs/bench-backward-resnet20.h5" | grep -E "^(density|model|sparse| +all conv|by class|break-even)"
+"$bin" bench step --model resnet20 --batch 128 --scheme resprop --reuse 0.9 --scheme.margin=0 --backend sparse \
+    --steps 10 --out "$runs/bench-step-resnet20-sparse.h5"
