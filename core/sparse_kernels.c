@@ -504,6 +504,17 @@ SK_INLINE void bwdw_taps9(float *dwk, const float *x, const SkEnt *e, int ne, in
         for (int c = 0; c < NV; c++) _mm512_storeu_ps(dwk + (size_t)t * C + cb + 16 * c, acc[t * NV + c]);
 }
 
+/* Out of line, one per width: inlined into bwdw_slot, the accumulators and tap addresses competed
+ * with the slot's own variables for registers and one accumulator lived on the stack. */
+static __attribute__((noinline)) void bwdw_taps9_w1(float *dwk, const float *x, const SkEnt *e, int ne, int cb,
+                                                    const WPlan *pl, int C) {
+    bwdw_taps9(dwk, x, e, ne, cb, pl, C, 1);
+}
+static __attribute__((noinline)) void bwdw_taps9_w2(float *dwk, const float *x, const SkEnt *e, int ne, int cb,
+                                                    const WPlan *pl, int C) {
+    bwdw_taps9(dwk, x, e, ne, cb, pl, C, 2);
+}
+
 /* 1x1: one tap; two accumulator sets (alternate nonzeros) when the block is narrow. */
 SK_INLINE void bwdw_taps1(float *dwk, const float *x, const SkEnt *e, int ne, int cb, const int NV) {
     __m512 a0[8], a1[8];
@@ -656,8 +667,8 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
             switch (pl->kind) {
             case WP_TAPS9:
                 for (int cb = 0; cb < g.c; cb += 16 * pl->nv) {
-                    if (pl->nv == 2) bwdw_taps9(dwk, x, e, ne, cb, pl, g.c, 2);
-                    else bwdw_taps9(dwk, x, e, ne, cb, pl, g.c, 1);
+                    if (pl->nv == 2) bwdw_taps9_w2(dwk, x, e, ne, cb, pl, g.c);
+                    else bwdw_taps9_w1(dwk, x, e, ne, cb, pl, g.c);
                 }
                 break;
             case WP_TAPS1:
