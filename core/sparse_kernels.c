@@ -24,13 +24,7 @@ typedef struct {
     uint32_t m;
 } SkEnt;
 
-/* One CSR row of a block: the slot's entries [a, b), its window offset and tap mask. */
-typedef struct {
-    int32_t a, b, xoff;
-    uint32_t m;
-} SkRow;
-
-enum { SK_ENT_CAP = 1 << 17, SK_ROW_CAP = 1 << 14 };
+enum { SK_ENT_CAP = 1 << 17 };
 
 #ifndef SK_SPLIT_SAMPLES_BYTES /* bwd_weights splits samples (private dW) up to this dW size */
 #define SK_SPLIT_SAMPLES_BYTES (1u << 20)
@@ -49,11 +43,9 @@ int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems) {
     ws->kcount_cap = (dw_elems < SPARSE_K_MAX ? dw_elems : SPARSE_K_MAX) + 2;
     ws->split_samples_bytes = SK_SPLIT_SAMPLES_BYTES;
     ws->ent_cap = SK_ENT_CAP;
-    ws->row_cap = SK_ROW_CAP;
     ws->ent = mem_alloc((size_t)n_slots * ws->ent_cap * sizeof(SkEnt));
-    ws->rows = mem_alloc((size_t)n_slots * ws->row_cap * sizeof(SkRow));
     ws->kcount = mem_alloc((size_t)n_slots * ws->kcount_cap * sizeof *ws->kcount);
-    if (!ws->dw_priv || !ws->ent || !ws->rows || !ws->kcount)
+    if (!ws->dw_priv || !ws->ent || !ws->kcount)
         FAIL(ERR_NOMEM, "sparse_workspace_init: out of memory for %d slots of %zu floats", n_slots, dw_elems);
     return 0;
 fail:
@@ -64,7 +56,6 @@ fail:
 void sparse_workspace_deinit(SparseWorkspace *ws) {
     mem_free(ws->dw_priv);
     mem_free(ws->ent);
-    mem_free(ws->rows);
     mem_free(ws->kcount);
     memset(ws, 0, sizeof *ws);
 }
@@ -199,6 +190,9 @@ SK_INLINE const float *sk_addr(const float *x, ptrdiff_t off) {
 #endif
 #ifndef SK_SLAB_BYTES
 #define SK_SLAB_BYTES (16u << 10)
+#endif
+#ifndef SK_ENT_SKEW /* bwd_weights: extra entries per channel region (L1 set spread) */
+#define SK_ENT_SKEW 21
 #endif
 #ifndef SK_TILE_K_MAX /* bwd_data: the tile form up to this K (128->128 16x16: the gather form is ~1.25x faster) */
 #define SK_TILE_K_MAX 64
@@ -592,9 +586,13 @@ static inline int32_t chan_lower_bound(const uint16_t *chan, int32_t a, int32_t 
     return a + n_below;
 }
 
-/* Slot work: dW[k] for k in [klo, khi), zeroed then accumulated block of rows by block of rows. */
+/* Slot work: dW[k] for k in [klo, khi), zeroed then accumulated block of rows by block of rows.
+ * One pass per block lists each nonzero straight into its channel's region of ent (channel kk owns
+ * [kk*stride, kk*stride + kc[kk]): a row holds at most one nonzero per channel, so a block of at most
+ * stride rows cannot overflow it; no counting pass, no per-row table), then each channel's list is
+ * consumed with its dW taps in registers. */
 static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, int n_lo, int n_hi,
-                      int klo, int khi, SkEnt *ent, size_t ent_cap, SkRow *rows, size_t row_cap, int32_t *kc, float *dw) {
+                      int klo, int khi, SkEnt *ent, size_t ent_cap, int32_t *kc, float *dw) {
     const size_t C = (size_t)g.c, RSC = (size_t)g.r * g.s * C;
     memset(dw + (size_t)klo * RSC, 0, (size_t)(khi - klo) * RSC * sizeof *dw);
     if (khi <= klo) return;
@@ -602,25 +600,28 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     const int32_t *rp = sp->row_ptr;
     const uint16_t *chan = sp->chan;
     const float *val = sp->val;
-    /* rows per block: bounded by the x bytes the block's windows touch (kept in L2) */
+    /* rows per block: bounded by the x bytes the block's windows touch (kept in L2) and by the
+     * channel regions; the regions are SK_ENT_SKEW entries longer than a block needs so that they
+     * do not all start on the same L1 set */
     size_t x_bytes_row = (size_t)g.stride * g.stride * C * sizeof(float);
     size_t max_rows = (size_t)SK_WBLOCK_BYTES / (x_bytes_row ? x_bytes_row : 1);
     if (max_rows < 16) max_rows = 16;
-    if (max_rows > row_cap) max_rows = row_cap;
+    size_t per_k = ent_cap / (size_t)Ks; /* >= 1: ent_cap > SPARSE_K_MAX */
+    if (per_k > 4 * SK_ENT_SKEW) per_k -= SK_ENT_SKEW;
+    if (max_rows > per_k) max_rows = per_k;
+    const size_t stride = (max_rows + SK_ENT_SKEW) * (size_t)Ks <= ent_cap ? max_rows + SK_ENT_SKEW : max_rows;
     const size_t n_rows = (size_t)n_hi * g.p * g.q;
     int n = n_lo, p = 0, q = 0;
     size_t i = (size_t)n_lo * g.p * g.q;
     while (i < n_rows) {
-        /* pass 1: the block's rows, their slot ranges and windows; counts per channel */
-        memset(kc, 0, (size_t)(Ks + 1) * sizeof *kc);
-        size_t nb = 0, cnt = 0;
+        memset(kc, 0, (size_t)Ks * sizeof *kc);
+        bool any = false;
         const size_t i_end = i + max_rows < n_rows ? i + max_rows : n_rows; /* rows of this block */
-        while (i < i_end) {
+        for (; i < i_end; i++) {
             int32_t a = rp[i], b = rp[i + 1];
             if (klo > 0) a = chan_lower_bound(chan, a, b, klo);
             if (khi < g.k) b = chan_lower_bound(chan, a, b, khi);
-            if (b > a) { /* empty rows cost only this test: only the nonempty ones are listed */
-                if (cnt + (size_t)(b - a) > ent_cap) break;
+            if (b > a) { /* empty rows cost only this test */
                 int ih0 = p * g.stride - g.pad, iw0 = q * g.stride - g.pad;
                 if (SK_PREFETCH_X) {
                     /* x of the window's rows not touched by the previous output row, into L2: the
@@ -636,12 +637,14 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
                     }
                 }
                 const bool inside = ih0 >= 0 && ih0 + g.r <= g.h && iw0 >= 0 && iw0 + g.s <= g.w;
-                rows[nb++] = (SkRow){a, b, (int32_t)((((ptrdiff_t)n * g.h + ih0) * g.w + iw0) * (ptrdiff_t)C),
-                                     inside ? pl->full : wplan_mask(pl, g, ih0, iw0)};
-                for (int32_t j = a; j < b; j++) kc[chan[j] - klo + 1]++;
-                cnt += (size_t)(b - a);
+                const int32_t xoff = (int32_t)((((ptrdiff_t)n * g.h + ih0) * g.w + iw0) * (ptrdiff_t)C);
+                const uint32_t m = inside ? pl->full : wplan_mask(pl, g, ih0, iw0);
+                for (int32_t j = a; j < b; j++) {
+                    const int kk = chan[j] - klo;
+                    ent[(size_t)kk * stride + kc[kk]++] = (SkEnt){xoff, val[j], m};
+                }
+                any = true;
             }
-            i++;
             if (++q == g.q) {
                 q = 0;
                 if (++p == g.p) {
@@ -650,20 +653,12 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
                 }
             }
         }
-        if (cnt == 0) continue;
-        for (int kk = 0; kk < Ks; kk++) kc[kk + 1] += kc[kk]; /* kc[kk] = start of channel kk */
-        /* pass 2: regroup by channel, rows in order */
-        for (size_t r = 0; r < nb; r++) {
-            const SkRow rw = rows[r];
-            for (int32_t j = rw.a; j < rw.b; j++) ent[kc[chan[j] - klo]++] = (SkEnt){rw.xoff, val[j], rw.m};
-        }
-        /* now kc[kk] = end of channel kk */
+        if (!any) continue;
         for (int kk = 0; kk < Ks; kk++) {
-            int32_t e0 = kk ? kc[kk - 1] : 0, e1 = kc[kk];
-            if (e0 == e1) continue;
+            const int ne = kc[kk];
+            if (ne == 0) continue;
             float *dwk = dw + (size_t)(klo + kk) * RSC;
-            const SkEnt *e = ent + e0;
-            int ne = e1 - e0;
+            const SkEnt *e = ent + (size_t)kk * stride;
             switch (pl->kind) {
             case WP_TAPS9:
                 for (int cb = 0; cb < g.c; cb += 16 * pl->nv) {
@@ -793,7 +788,6 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n_slots; t++) {
         SkEnt *ent = (SkEnt *)ws->ent + (size_t)t * ws->ent_cap;
-        SkRow *rows = (SkRow *)ws->rows + (size_t)t * ws->row_cap;
         int32_t *kc = ws->kcount + (size_t)t * ws->kcount_cap;
         if (by_samples) {
             int n_lo = (int)((long long)t * g.n / n_slots), n_hi = (int)((long long)(t + 1) * g.n / n_slots);
@@ -801,15 +795,15 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
                 bwdw_direct_rowseg(sp, x, g, pl, n_lo, n_hi, (float *)(void *)ent, ws->dw_priv + (size_t)t * ws->dw_elems);
                 continue;
             }
-            if (pl->kind == WP_TAPS1 && n_dw * sizeof(float) <= SK_DIRECT_1X1_BYTES) {
+            if (pl->kind == WP_TAPS1 && n_dw * sizeof(float) <= SK_DIRECT_1X1_BYTES &&
+                n_dw * sizeof(float) <= ws->ent_cap * sizeof(SkEnt)) {
                 bwdw_direct_1x1(sp, x, g, n_lo, n_hi, (float *)(void *)ent, ws->dw_priv + (size_t)t * ws->dw_elems);
                 continue;
             }
-            bwdw_slot(sp, x, g, pl, n_lo, n_hi, 0, g.k, ent, ws->ent_cap, rows, ws->row_cap, kc,
-                      ws->dw_priv + (size_t)t * ws->dw_elems);
+            bwdw_slot(sp, x, g, pl, n_lo, n_hi, 0, g.k, ent, ws->ent_cap, kc, ws->dw_priv + (size_t)t * ws->dw_elems);
         } else {
             int klo = (int)((long long)t * g.k / n_slots), khi = (int)((long long)(t + 1) * g.k / n_slots);
-            bwdw_slot(sp, x, g, pl, 0, g.n, klo, khi, ent, ws->ent_cap, rows, ws->row_cap, kc, dw);
+            bwdw_slot(sp, x, g, pl, 0, g.n, klo, khi, ent, ws->ent_cap, kc, dw);
         }
     }
     if (!by_samples) return;
@@ -847,7 +841,7 @@ void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, Sp
 #ifdef SK_AVX512
     WPlan pl;
     if (ws->ent && wplan_make(g, &pl)) {
-        ASSERT((size_t)g.k + 1 <= ws->kcount_cap && ws->dw_priv);
+        ASSERT((size_t)g.k + 1 <= ws->kcount_cap && ws->dw_priv && ws->ent_cap >= (size_t)g.k);
         bwdw_fast(s, x, g, &pl, ws, dw_ohwi);
         return;
     }

@@ -17,8 +17,8 @@
  * (sparse_conv_bwd_weights_ref): the samples are split into n_slots contiguous ranges, one private
  * dW each, summed in slot order, so its result depends only on n_slots.
  * The fast bwd_weights (sparse_conv_bwd_weights) regroups the nonzeros of a block of rows by output
- * channel in each slot's entry buffer (ent_cap entries) and per-row table (row_cap rows; kcount
- * holds the per-channel counts), and splits the work over the slots in one of two ways:
+ * channel in each slot's entry buffer (ent_cap entries, one region per channel; kcount holds the
+ * per-channel counts), and splits the work over the slots in one of two ways:
  *   - dW of at most split_samples_bytes (default 1 MiB: the private copies and their reduction are
  *     cheap): samples split as in the reference, private dW in dw_priv summed in slot order; the
  *     result depends on n_slots only;
@@ -32,10 +32,9 @@ typedef struct {
     size_t dw_elems;   /* capacity of each private dW, in floats (>= K*R*S*C of any layer used) */
     float *dw_priv;    /* (n_slots, dw_elems) reference path and fast sample split */
     size_t split_samples_bytes; /* fast bwd_weights: sample split up to this dW size (init: 1 MiB) */
-    size_t ent_cap;    /* entries per slot in ent (>= SPARSE_K_MAX, so any row fits) */
+    size_t ent_cap;    /* entries per slot in ent (init: 128 Ki; a block of rows has at most ent_cap/K
+                        * rows, so it must be >= K: tests lower it to force many small blocks) */
     void *ent;         /* (n_slots, ent_cap) nonzeros regrouped by output channel (internal type) */
-    size_t row_cap;    /* rows per slot in rows */
-    void *rows;        /* (n_slots, row_cap) per-row ranges of a block (internal type) */
     size_t kcount_cap; /* per slot: max channels a slot owns + 1 */
     int32_t *kcount;   /* (n_slots, kcount_cap) */
 } SparseWorkspace;

@@ -303,6 +303,21 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     to_double(rdw, ref, nw);
     snprintf(name, sizeof name, "%s density %.2f: fast dW (other split) vs reference", cc->what, density);
     assert_close_fd(name, sdw_ohwi, ref, nw, TOL_REF);
+    /* blocks of a few rows (a block has at most ent_cap / K rows): block boundaries everywhere, both splits */
+    size_t ent_cap = ws.ent_cap;
+    ws.ent_cap = 3 * (size_t)g.k + 2;
+    for (int sp = 0; sp < 2; sp++) {
+        ws.split_samples_bytes = sp ? 0 : split;
+        memset(sdw_ohwi, 0xff, nw * sizeof *sdw_ohwi);
+        allocs = mem_n_allocs();
+        sparse_conv_bwd_weights(&sg, x, g, &ws, sdw_ohwi);
+        assert_int_equal(mem_n_allocs(), allocs);
+        snprintf(name, sizeof name, "%s density %.2f: fast dW (3-row blocks, %s split) vs reference", cc->what,
+                 density, sp ? "channel" : "default");
+        assert_close_fd(name, sdw_ohwi, ref, nw, TOL_REF);
+    }
+    ws.ent_cap = ent_cap;
+    ws.split_samples_bytes = split;
     mem_free(rdx);
     mem_free(rdw);
 
