@@ -425,9 +425,8 @@ static size_t resprop_mask_csr(GradShape sh, const float *restrict g, const floa
     for (int t = 0; t < n_slots; t++) {
         size_t lo, hi;
         sparse_slot_rows(csr, t, n_slots, &lo, &hi);
-        size_t pos = lo * k_count;
-        for (size_t i = lo; i < hi; i++) {
-            size_t j = i % pq; /* the pixel within the sample: R's row */
+        size_t pos = lo * k_count, j = 0; /* j: the pixel within the sample, R's row (slots start at a sample) */
+        for (size_t i = lo; i < hi; i++, j = j + 1 == pq ? 0 : j + 1) {
             pos += resprop_mask_row(g + i * k_count, r + j * k_count, sh.k, tf, csr->val + pos, csr->chan + pos);
             csr->row_ptr[i + 1] = (int32_t)pos;
         }

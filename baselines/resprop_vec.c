@@ -60,9 +60,8 @@ static size_t resprop_vec_csr(GradShape sh, const float *restrict g, const float
     for (int t = 0; t < n_slots; t++) {
         size_t lo, hi;
         sparse_slot_rows(csr, t, n_slots, &lo, &hi);
-        size_t pos = lo * k_count;
-        for (size_t i = lo; i < hi; i++) {
-            size_t j = i % pq; /* the pixel within the sample: R's row */
+        size_t pos = lo * k_count, j = 0; /* j: the pixel within the sample, R's row (slots start at a sample) */
+        for (size_t i = lo; i < hi; i++, j = j + 1 == pq ? 0 : j + 1) {
             if (resprop_vec_decide(g + i * k_count, r + j * k_count, sh.k, tau, csr->val + pos)) {
                 uint16_t *restrict ch = csr->chan + pos;
                 for (int k = 0; k < sh.k; k++) ch[k] = (uint16_t)k;
