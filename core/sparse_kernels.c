@@ -611,6 +611,10 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     if (max_rows > per_k) max_rows = per_k;
     const size_t stride = (max_rows + SK_ENT_SKEW) * (size_t)Ks <= ent_cap ? max_rows + SK_ENT_SKEW : max_rows;
     const size_t n_rows = (size_t)n_hi * g.p * g.q;
+    /* x prefetch per output row (else per window): stride 1 with a channel split (every slot scans
+     * all rows) or narrow channels (few lines per window row); measured 3-20% faster there, ~2%
+     * slower on 64->64 32x32 by samples */
+    const bool row_pf = g.stride == 1 && (klo > 0 || khi < g.k || C <= 32);
     int n = n_lo, p = 0, q = 0;
     size_t i = (size_t)n_lo * g.p * g.q;
     while (i < n_rows) {
@@ -621,11 +625,24 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
             int32_t a = rp[i], b = rp[i + 1];
             if (klo > 0) a = chan_lower_bound(chan, a, b, klo);
             if (khi < g.k) b = chan_lower_bound(chan, a, b, khi);
+            if (SK_PREFETCH_X && row_pf && (q == 0 || !any)) {
+                /* stride 1, at each output row: the input row its windows add to the previous output
+                 * row's, whole, into L2 (the channel lists below visit the block's pixels out of order;
+                 * per window, overlapping windows prefetched each line three times) */
+                const int ih0 = p * g.stride - g.pad;
+                for (int r = g.r > g.stride ? g.r - g.stride : 0; r < g.r; r++) {
+                    int ih = ih0 + r;
+                    if (ih < 0 || ih >= g.h) continue;
+                    const char *x0 = (const char *)(x + ((size_t)n * g.h + ih) * g.w * C);
+                    const size_t nbytes = (size_t)g.w * C * sizeof(float);
+                    for (size_t off = 0; off < nbytes; off += 64) _mm_prefetch(x0 + off, _MM_HINT_T1);
+                }
+                any = true;
+            }
             if (b > a) { /* empty rows cost only this test */
                 int ih0 = p * g.stride - g.pad, iw0 = q * g.stride - g.pad;
-                if (SK_PREFETCH_X) {
-                    /* x of the window's rows not touched by the previous output row, into L2: the
-                     * channel lists below visit the block's pixels out of order */
+                if (SK_PREFETCH_X && !row_pf) {
+                    /* strided: x of the window's rows not touched by the previous output row, into L2 */
                     int s_lo, s_hi;
                     tap_range(iw0, g.s, g.w, &s_lo, &s_hi);
                     for (int r = g.r > g.stride ? g.r - g.stride : 0; r < g.r; r++) {
