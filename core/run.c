@@ -485,8 +485,10 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
         TRY(rc);
         TRY(h5rec_append(rec, "/epoch", row));
         double net_density = 0, net_fwd = 0, net_dense = 0, net_eff = 0;
+        long layer_steps = 0, sparse_layer_steps = 0;
         for (int j = 0; j < n_sch; j++) {
             LayerEpoch *a = &lep[j];
+            layer_steps += a->steps, sparse_layer_steps += a->sparse_steps;
             double k = a->steps ? (double)a->steps : 1;
             char g[256];
             layer_group(&m, net_scheme_stats(net, j)->layer, "scheme_epoch", g, sizeof g);
@@ -523,6 +525,10 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                 printf("epoch %d/%d: %s RS %.2f: mean density %.3f (reuse %.3f), backward FLOP reduction %.2fx, "
                        "Amdahl speedup %.2fx at p %.2f\n",
                        e + 1, cfg->epochs, cfg->scheme, cfg->reuse, nr[1], 1 - nr[1], red, nr[6], cfg->amdahl_p);
+            if (!cfg->quiet && backend.sparse)
+                printf("epoch %d/%d: backend sparse: %.1f%% of the layer-steps ran the sparse kernels, the rest oneDNN "
+                       "(dense steps, or density above the break-even)\n",
+                       e + 1, cfg->epochs, layer_steps ? 100.0 * sparse_layer_steps / layer_steps : 0.0);
         }
         TRY(h5rec_flush(rec));
         printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f top-5 %.4f | lr %.4g | %.1f s (data wait %.2f s)\n",
