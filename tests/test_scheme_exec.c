@@ -13,6 +13,8 @@
 #include "core/rng.h"
 #include "baselines/resprop.h"
 #include "core/config.h"
+#include "core/model.h"
+#include "core/net.h"
 #include "core/scheme.h"
 #include "tests/testutil.h"
 
@@ -297,6 +299,66 @@ static void test_resprop_density1_equals_dense(void **unused) {
     assert_int_equal(mem_live_bytes(), live);
 }
 
+/* A whole network (resnet20 at 8x8, batch 8) under resprop with the controller running, on backend
+ * dnnl and on backend sparse with every layer forced onto the sparse kernels: the parameter
+ * gradients agree at every step while the density falls from 1 (the threshold doubles per step).
+ * Weights stay fixed, so the two runs see the same inputs; a different summation order may flip a
+ * threshold decision for an entry within rounding of tau, hence the tolerance of 1e-3. */
+static void test_net_sparse_equals_dnnl(void **unused) {
+    size_t live = mem_live_bytes();
+    DnnlCtx ctx;
+    assert_int_equal(dnnl_ctx_init(&ctx), 0);
+    ModelSpec m = {0};
+    assert_int_equal(model_build(&m, "resnet20", 3, 8, 8, 10), 0);
+    ResPropOptions opt;
+    assert_int_equal(config_defaults(scheme_resprop.options, &opt), 0);
+    snprintf(opt.warmup, sizeof opt.warmup, "none");
+    opt.reset_each_epoch = false;
+    opt.tau_init = 1e-5;
+    opt.margin = 0;
+    Net *net[2] = {NULL, NULL};
+    NetBackend sparse = {.sparse = true, .breakeven = {1, 1, 1, 1}};
+    Rng rng;
+    rng_init(&rng, 5);
+    for (int b = 0; b < 2; b++) {
+        assert_int_equal(net_create(&net[b], &m, 8, &ctx, &rng), 0);
+        assert_int_equal(net_attach_scheme(net[b], &scheme_resprop, &opt, 0.9, 3, b ? &sparse : NULL), 0);
+        Rng dr;
+        rng_init(&dr, 11);
+        float *x = net_input(net[b]);
+        for (size_t i = 0; i < (size_t)8 * 3 * 8 * 8; i++) x[i] = (float)rng_normal(&dr);
+        for (int i = 0; i < 8; i++) net_labels(net[b])[i] = i % 10;
+    }
+    int n_params = net_n_params(net[0]);
+    double min_density = 1, sparse_steps = 0;
+    for (long step = 0; step < 12; step++) {
+        for (int b = 0; b < 2; b++) {
+            net_scheme_step(net[b], step, 0, step, 1000, 1000, false);
+            assert_int_equal(net_forward(net[b], true), 0);
+            assert_int_equal(net_backward(net[b]), 0);
+        }
+        for (int i = 0; i < n_params; i++) {
+            LayerParam a = net_param(net[1], i), want = net_param(net[0], i);
+            double *wd = to_d(want.dw, want.n_stored);
+            char what[96];
+            snprintf(what, sizeof what, "step %ld, parameter %d (%s): sparse vs dnnl", step, i, a.name);
+            assert_close_fd(what, a.dw, wd, a.n_stored, 1e-3);
+            mem_free(wd);
+        }
+        for (int j = 0; j < net_scheme_n(net[1]); j++) {
+            const ConvSchemeStats *st = net_scheme_stats(net[1], j);
+            if (st->density < min_density) min_density = st->density;
+            sparse_steps += st->sparse_path;
+        }
+    }
+    assert_true(min_density < 0.5);  /* the comparison covered sparse densities */
+    assert_true(sparse_steps > 100); /* and the sparse kernels ran */
+    for (int b = 0; b < 2; b++) net_destroy(net[b]);
+    model_deinit(&m);
+    dnnl_ctx_deinit(&ctx);
+    assert_int_equal(mem_live_bytes(), live);
+}
+
 static void test_attach_rejects_non_conv(void **st) {
     DnnlCtx ctx;
     assert_int_equal(dnnl_ctx_init(&ctx), 0);
@@ -322,7 +384,7 @@ int main(void) {
         cmocka_unit_test(test_sparse_5x5_bias), cmocka_unit_test(test_sparse_wide),
         cmocka_unit_test(test_sparse_no_reuse), cmocka_unit_test(test_sparse_above_breakeven),
         cmocka_unit_test(test_sparse_dense_step), cmocka_unit_test(test_sparse_fc_stays_dnnl),
-        cmocka_unit_test(test_sparse_structured),
+        cmocka_unit_test(test_sparse_structured),  cmocka_unit_test(test_net_sparse_equals_dnnl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
