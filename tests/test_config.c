@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "core/runconfig.h"
+#include "core/sparse.h"
 #include "tests/testutil.h"
 
 #define TEXT_CAP 32768
@@ -151,13 +152,15 @@ static void test_defaults(void **state) {
     assert_string_equal(c->scheme, "dense");
     assert_true(c->reuse == 0.9);
     assert_string_equal(c->backend, "dnnl");
+    assert_true(c->breakeven[SPARSE_CLASS_STEM] == 0.1 && c->breakeven[SPARSE_CLASS_POINTWISE] == 0.2);
+    assert_true(c->breakeven[SPARSE_CLASS_NARROW] == 0.3 && c->breakeven[SPARSE_CLASS_WIDE] == 0.4);
     assert_true(c->amdahl_p == 0.7);
     assert_int_equal(fx->ea.n, 0);
 
     /* the table: unique hyphenated names, a help line each, every field covered once */
     const CfgTable *t = &runconfig_table;
     assert_string_equal(t->extra_prefix, "scheme.");
-    assert_int_equal(t->n_keys, 34);
+    assert_int_equal(t->n_keys, 38);
     for (int i = 0; i < t->n_keys; i++) {
         const CfgKey *k = &t->keys[i];
         assert_non_null(k->name);
@@ -645,8 +648,9 @@ static void fx_set_everything(Fx *fx) {
         {"schedule", "step:30,60"}, {"lr-min", "3.333333333333333e-05"}, {"gamma", "2.2250738585072014e-308"},
         {"warmup-epochs", "0.1"}, {"pct-start", "0.001"}, {"div-factor", "1e9"}, {"final-div", "1e-3"},
         {"seed", "2147483647"}, {"threads", "1024"}, {"out", "results/runs/x.h5"}, {"resume", "[weird];name"},
-        {"log-every", "1"}, {"quiet", "true"}, {"scheme", "meprop"}, {"reuse", "0.5"}, {"backend", "dnnl"},
-        {"amdahl-p", "0.6"},
+        {"log-every", "1"}, {"quiet", "true"}, {"scheme", "meprop"}, {"reuse", "0.5"}, {"backend", "sparse"},
+        {"breakeven-stem", "0.05"}, {"breakeven-pointwise", "0.15"}, {"breakeven-narrow", "0.25"},
+        {"breakeven-wide", "1"}, {"amdahl-p", "0.6"},
     };
     assert_int_equal((int)(sizeof kv / sizeof kv[0]), runconfig_table.n_keys);
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
