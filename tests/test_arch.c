@@ -135,8 +135,8 @@ static void test_shipped_presets_complete(void **state) {
             const char *v = s ? "2" : "3";
             for (int k = 0; k < arch_table.n_keys; k++) {
                 const CfgKey *key = &arch_table.keys[k];
-                assert_int_equal(config_set(&arch_table, base[s], NULL, key->name, key->type == CFG_STRING ? (s ? "x" : "y") : v,
-                                            "test"), 0);
+                const char *value = key->type == CFG_STRING ? (s ? "x" : "y") : v;
+                assert_int_equal(config_set(&arch_table, base[s], NULL, key->name, value, "test"), 0);
             }
             assert_int_equal(config_load_ini(&arch_table, base[s], NULL, path), 0);
         }
@@ -238,16 +238,21 @@ static void test_bad_presets(void **state) {
     Fx *fx = *state;
     static const BadCase cases[] = {
         {"unknown key", "pes = 8\npe = 4\n", ERR_CONFIG, {"bad.ini:2", "unknown key 'pe'", "did you mean 'pes'"}},
-        {"underscore spelling", "clock_ghz = 1\n", ERR_CONFIG, {"bad.ini:1", "'clock_ghz'", "did you mean 'clock-ghz'"}},
-        {"zero PEs", "# comment\npes = 0\n", ERR_CONFIG, {"bad.ini:2", "key 'pes' value '0'", "expected an integer in [1,"}},
+        {"underscore spelling", "clock_ghz = 1\n", ERR_CONFIG,
+         {"bad.ini:1", "'clock_ghz'", "did you mean 'clock-ghz'"}},
+        {"zero PEs", "# comment\npes = 0\n", ERR_CONFIG,
+         {"bad.ini:2", "key 'pes' value '0'", "expected an integer in [1,"}},
         {"negative PEs", "pes = -4\n", ERR_CONFIG, {"bad.ini:1", "key 'pes' value '-4'", NULL}},
         {"negative bandwidth", "pes = 4\n\ndram-gbps = -100\n", ERR_CONFIG,
          {"bad.ini:3", "key 'dram-gbps' value '-100'", "expected a number in (0,"}},
         {"zero bandwidth", "dram-gbps = 0\n", ERR_CONFIG, {"bad.ini:1", "key 'dram-gbps' value '0'", "(0, 100000]"}},
         {"zero clock", "clock-ghz = 0\n", ERR_CONFIG, {"bad.ini:1", "key 'clock-ghz' value '0'", NULL}},
-        {"a non-number", "clock-ghz = fast\n", ERR_CONFIG, {"bad.ini:1", "key 'clock-ghz' value 'fast'", "expected a number"}},
-        {"a number with a unit", "dram-gbps = 484GB/s\n", ERR_CONFIG, {"bad.ini:1", "key 'dram-gbps' value '484GB/s'", NULL}},
-        {"a fractional count", "mults-per-pe = 1.5\n", ERR_CONFIG, {"bad.ini:1", "key 'mults-per-pe' value '1.5'", "integer"}},
+        {"a non-number", "clock-ghz = fast\n", ERR_CONFIG,
+         {"bad.ini:1", "key 'clock-ghz' value 'fast'", "expected a number"}},
+        {"a number with a unit", "dram-gbps = 484GB/s\n", ERR_CONFIG,
+         {"bad.ini:1", "key 'dram-gbps' value '484GB/s'", NULL}},
+        {"a fractional count", "mults-per-pe = 1.5\n", ERR_CONFIG,
+         {"bad.ini:1", "key 'mults-per-pe' value '1.5'", "integer"}},
         {"NaN", "mac-pj = nan\n", ERR_CONFIG, {"bad.ini:1", "key 'mac-pj' value 'nan'", NULL}},
         {"negative energy", "dram-pj-per-byte = -1\n", ERR_CONFIG, {"bad.ini:1", "key 'dram-pj-per-byte'", NULL}},
         {"syntax error", "pes = 4\nthis is not a key\n", ERR_CONFIG, {"bad.ini:2", "syntax error", NULL}},
