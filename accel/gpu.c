@@ -4,6 +4,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,20 +36,51 @@ static bool gpu_kind_has_factor(GpuKind kind) {
            kind == GPU_KIND_CONV || kind == GPU_KIND_FC;
 }
 
+#define GK_NUM(name, field, def, lo, hi, help) {name, CFG_DOUBLE, offsetof(GpuModel, field), def, lo, hi, NULL, help}
+
+/* The defaults are the GTX 1080 Ti: data sheet constants, and the factors fitted to Johnson's
+ * cnn-benchmarks backward times (gpu.h: the fit and its residuals). */
+static const CfgKey gpu_keys[] = {
+    {"name", CFG_STRING, offsetof(GpuModel, name), "gtx1080ti-cudnn5.1", 0, 0, NULL, "card and software stack (text)"},
+    GK_NUM("lanes", lanes, "3584", 1, 1e7, "f32 FMA lanes, i.e. CUDA cores (lanes)"),
+    GK_NUM("clock-ghz", clock_ghz, "1.582", DBL_MIN, 10,
+           "clock of the peak rate (GHz; boost, see accel/gpu.h for why not the 1.480 base)"),
+    GK_NUM("flops-per-lane-cycle", flops_per_lane_cycle, "2", DBL_MIN, 64, "FLOP per lane per cycle (2 = one FMA)"),
+    GK_NUM("bandwidth-gbs", bandwidth_gbs, "484", DBL_MIN, 1e5, "DRAM bandwidth (GB/s, 1e9 bytes per second)"),
+    GK_NUM("factor-winograd", factor[GPU_KIND_WINOGRAD], "1.100", DBL_MIN, 16,
+           "effective rate of 3x3 stride-1 convs (fraction of the peak, fitted)"),
+    GK_NUM("factor-pointwise", factor[GPU_KIND_POINTWISE], "0.375", DBL_MIN, 16,
+           "effective rate of 1x1 convs (fraction of the peak, fitted)"),
+    GK_NUM("factor-strided", factor[GPU_KIND_STRIDED], "0.125", DBL_MIN, 16,
+           "effective rate of k x k convs with k > 1 and stride > 1 (fraction of the peak, fitted)"),
+    GK_NUM("factor-conv", factor[GPU_KIND_CONV], "0.375", DBL_MIN, 16,
+           "effective rate of other convs (fraction of the peak; = factor-pointwise, not fitted)"),
+    GK_NUM("factor-fc", factor[GPU_KIND_FC], "0.375", DBL_MIN, 16,
+           "effective rate of fully connected layers (fraction of the peak; = factor-pointwise, not fitted)"),
+};
+
+const CfgTable gpu_table = {
+    .keys = gpu_keys,
+    .n_keys = (int)(sizeof gpu_keys / sizeof gpu_keys[0]),
+    .extra_prefix = NULL,
+};
+
 int gpu_model_default(GpuModel *g) {
     *g = (GpuModel){0};
-    snprintf(g->name, sizeof g->name, "%s", "gtx1080ti-cudnn5.1");
-    g->lanes = 3584;
-    g->clock_ghz = 1.582; /* boost; see gpu.h for why not the 1.480 GHz base */
-    g->flops_per_lane_cycle = 2;
-    g->bandwidth_gbs = 484;
-    /* Fitted to Johnson's cnn-benchmarks backward times (gpu.h: the fit and its residuals). */
-    g->factor[GPU_KIND_WINOGRAD] = 1.100;
-    g->factor[GPU_KIND_POINTWISE] = 0.375;
-    g->factor[GPU_KIND_STRIDED] = 0.125;
-    g->factor[GPU_KIND_CONV] = 0.375; /* tied to POINTWISE, not fitted */
-    g->factor[GPU_KIND_FC] = 0.375;   /* tied to POINTWISE, not fitted */
+    int rc = config_defaults(&gpu_table, g);
+    ASSERT(rc == 0); /* the table's defaults parse */
     return 0;
+}
+
+int gpu_model_load(GpuModel *g, const char *path) {
+    int rc = 0;
+    GpuModel t;
+    gpu_model_default(&t);
+    TRY(config_load_ini(&gpu_table, &t, NULL, path));
+    TRY(gpu_model_check(&t));
+    *g = t;
+fail:
+    return rc;
 }
 
 static bool gpu_positive(double x) { return isfinite(x) && x > 0; }

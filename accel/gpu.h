@@ -63,6 +63,12 @@
  * measurements this model reproduces. A speedup over this model is a speedup over the 2017 stack; against
  * a current one it would be smaller by about that factor. Reports should say so.
  *
+ * Constants as data: every number of GpuModel is a key of one CfgTable (gpu_table, core/config.h) whose
+ * defaults are the GTX 1080 Ti above; accel/gpu/gtx1080ti.ini sets every key with its source (a test holds
+ * the file equal to the defaults). gpu_model_load reads such a file; keys:
+ *   name, lanes, clock-ghz, flops-per-lane-cycle, bandwidth-gbs,
+ *   factor-winograd, factor-pointwise, factor-strided, factor-conv, factor-fc.
+ *
  * Measured override: a CSV of per-layer times (see gpu_measured_load) replaces the modelled time of the
  * layers it names; the others keep the model. */
 #ifndef RESPROP_ACCEL_GPU_H
@@ -70,6 +76,7 @@
 
 #include <stdbool.h>
 
+#include "core/config.h"
 #include "core/model.h"
 
 typedef enum {
@@ -83,14 +90,16 @@ typedef enum {
     GPU_N_KINDS
 } GpuKind;
 
-/* The card: a value object, filled by gpu_model_default or by hand. */
+/* The card: a value object (no allocated memory), filled by gpu_model_default, gpu_model_load or by hand.
+ * The key of each field in gpu_table is given after it. */
 typedef struct {
-    char name[32];
-    double lanes;                /* f32 FMA lanes (CUDA cores) */
-    double clock_ghz;            /* clock used for the peak */
-    double flops_per_lane_cycle; /* 2: one FMA */
-    double bandwidth_gbs;        /* DRAM, GB/s (1e9 bytes/s) */
-    double factor[GPU_N_KINDS];  /* effective-rate factor per kind (> 0); NONE and MEMORY unused */
+    char name[CFG_STR_MAX];      /* name: text */
+    double lanes;                /* lanes: f32 FMA lanes (CUDA cores) */
+    double clock_ghz;            /* clock-ghz: clock used for the peak (GHz) */
+    double flops_per_lane_cycle; /* flops-per-lane-cycle: 2 = one FMA (FLOP per lane per cycle) */
+    double bandwidth_gbs;        /* bandwidth-gbs: DRAM, GB/s (1e9 bytes/s) */
+    double factor[GPU_N_KINDS];  /* factor-KIND: effective-rate factor per kind (> 0, fraction of the peak);
+                                  * NONE and MEMORY unused (no key) */
 } GpuModel;
 
 /* One layer's backward on the GPU. */
@@ -119,8 +128,16 @@ typedef struct {
     double *ms;   /* (n_layers) measured ms, or < 0 when the file does not name the layer; owned */
 } GpuMeasured;
 
-/* The GTX 1080 Ti with the fitted factors above. Cannot fail (returns 0). */
+/* The key table (name, type, field, default = the GTX 1080 Ti, bounds, help with the unit). */
+extern const CfgTable gpu_table;
+
+/* The GTX 1080 Ti with the fitted factors above (gpu_table's defaults). Cannot fail (returns 0). */
 int gpu_model_default(GpuModel *g);
+
+/* Reads a card file (INI, keys above at top level; see accel/gpu/gtx1080ti.ini) over the defaults, then
+ * gpu_model_check. Returns 0; ERR_IO (missing or unreadable file); ERR_CONFIG (unknown key, bad or
+ * out-of-range value, syntax error: logged with file:line). On error *g is unchanged. */
+int gpu_model_load(GpuModel *g, const char *path);
 
 /* Checks the constants: lanes, clock, flops per lane cycle, bandwidth and every used factor finite and
  * > 0. Returns 0 or ERR_CONFIG (logged, naming the field). */

@@ -387,6 +387,72 @@ static void test_bad_constants(void **state) {
     model_deinit(&m);
 }
 
+/* ---- the card as data ---------------------------------------------------------------------------- */
+
+#define GPU_SHIPPED "accel/gpu/gtx1080ti.ini" /* relative to the repository root, where the tests run */
+
+static void test_card_file(void **state) {
+    Fx *fx = *state;
+    char card[PATH_BYTES + 16];
+    snprintf(card, sizeof card, "%s/card.ini", fx->dir);
+    GpuModel def, g;
+    gpu_model_default(&def);
+    assert_string_equal(def.name, "gtx1080ti-cudnn5.1");
+    assert_true(def.lanes == 3584 && def.clock_ghz == 1.582 && def.bandwidth_gbs == 484);
+    assert_true(def.factor[GPU_KIND_WINOGRAD] == 1.1 && def.factor[GPU_KIND_POINTWISE] == 0.375 &&
+                def.factor[GPU_KIND_STRIDED] == 0.125);
+    /* the shipped file sets every key to the default */
+    memset(&g, 0xab, sizeof g);
+    assert_int_equal(gpu_model_load(&g, GPU_SHIPPED), 0);
+    assert_memory_equal(&g, &def, sizeof g);
+
+    /* a variant: half the bandwidth makes every memory-bound layer twice as slow */
+    const char *half = "name = half-bw\nbandwidth-gbs = 242\n";
+    tu_write_file(card, half, strlen(half));
+    assert_int_equal(gpu_model_load(&g, card), 0);
+    assert_string_equal(g.name, "half-bw");
+    assert_true(g.bandwidth_gbs == 242 && g.factor[GPU_KIND_WINOGRAD] == 1.1);
+    ModelSpec m;
+    build(&m, "resnet18");
+    GpuLayerTime *a = mem_calloc((size_t)m.n_layers, sizeof *a), *b = mem_calloc((size_t)m.n_layers, sizeof *b);
+    assert_true(a && b);
+    GpuNetTime ta, tb;
+    assert_int_equal(gpu_model_network(&def, &m, 16, NULL, a, &ta), 0);
+    assert_int_equal(gpu_model_network(&g, &m, 16, NULL, b, &tb), 0);
+    int bn = layer_index(&m, "bn1");
+    assert_true(fabs(b[bn].ms - 2 * a[bn].ms) < 1e-12 && tb.total_ms > ta.total_ms);
+    mem_free(a);
+    mem_free(b);
+    model_deinit(&m);
+
+    /* errors leave *g unchanged and name the file and line */
+    const struct {
+        const char *text;
+        int rc;
+        const char *needle;
+    } cases[] = {
+        {"lanes = 3584\nbandwith-gbs = 484\n", ERR_CONFIG, "card.ini:2"},
+        {"factor-winograd = 0\n", ERR_CONFIG, "factor-winograd"},
+        {"clock-ghz = fast\n", ERR_CONFIG, "clock-ghz"},
+        {"bandwidth-gbs = -484\n", ERR_CONFIG, "bandwidth-gbs"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_write_file(card, cases[i].text, strlen(cases[i].text));
+        gpu_model_default(&g);
+        int rc = 0;
+        TU_CAPTURE(&fx->cap, rc = gpu_model_load(&g, card));
+        if (rc != cases[i].rc) fail_msg("case %zu: rc %d, expected %d; log: %s", i, rc, cases[i].rc, fx->cap.text);
+        assert_log_has(fx->cap.text, cases[i].needle);
+        assert_memory_equal(&g, &def, sizeof g);
+    }
+    char missing[PATH_BYTES + 16];
+    snprintf(missing, sizeof missing, "%s/none.ini", fx->dir);
+    int rc = 0;
+    TU_CAPTURE(&fx->cap, rc = gpu_model_load(&g, missing));
+    assert_int_equal(rc, ERR_IO);
+    assert_log_has(fx->cap.text, missing);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_public_backward_times, fx_setup, fx_teardown),
@@ -396,6 +462,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_csv_override, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_csv_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_constants, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_card_file, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
