@@ -225,7 +225,7 @@ static int gpu_find_layer(const ModelSpec *m, const char *field, bool *numeric) 
     long idx = strtol(field, &end, 10);
     *numeric = end != field && *end == '\0';
     if (*numeric) return errno == 0 && idx > 0 && idx < m->n_layers ? (int)idx : -1;
-    for (int i = 0; i < m->n_layers; i++)
+    for (int i = 1; i < m->n_layers; i++) /* not the input: it has no backward */
         if (strcmp(m->layers[i].name, field) == 0) return i;
     return -1;
 }

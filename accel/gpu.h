@@ -164,7 +164,8 @@ int gpu_model_network(const GpuModel *g, const ModelSpec *m, int batch, const Gp
 
 /* Loads measured times for the layers of m from a CSV file, one layer per line:
  *     LAYER,MS
- * LAYER is a layer index into m's table (0 < index < n_layers) or a layer name ("layer1.0.conv1");
+ * LAYER is a layer index into m's table (0 < index < n_layers) or a layer name ("layer1.0.conv1"), not
+ * the input layer's;
  * MS a finite number >= 0. Blank lines and lines starting with '#' are skipped; a first line
  * "layer,ms" (any case) is a header. Spaces around fields are allowed. The times are used as they are,
  * so they must have been measured at the batch later given to gpu_model_network.

@@ -384,6 +384,7 @@ static void test_csv_errors(void **state) {
         {"# ok\n\nlayer9.0.conv1,1\n", ":3:", "unknown layer 'layer9.0.conv1'"},
         {"999,1\n", ":1:", "layer index 999 out of range"},
         {"0,1\n", ":1:", "layer index 0 out of range"},
+        {"input,1\n", ":1:", "unknown layer 'input'"},
         {"-3,1\n", ":1:", "layer index -3 out of range"},
         {"conv1,1\n1,2\n", ":2:", "layer conv1 (1) is named twice"},
         {"conv1,1\nlayer,ms\n", ":2:", "time 'ms' of layer layer"}, /* a header only on the first line */
