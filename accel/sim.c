@@ -79,12 +79,24 @@ int sim_work_init(SimWork *w, const AccelArch *a, ConvGeom g) {
     w->pe_cycles = mem_calloc((size_t)a->pes, sizeof *w->pe_cycles);
     w->pe_groups = mem_calloc((size_t)a->pes, sizeof *w->pe_groups);
     w->pe_work = mem_calloc((size_t)a->pes, sizeof *w->pe_work);
+    /* rule 5: channel chunks so the chunk of W (bwd-data) / dW (bwd-weights) fits its buffer */
+    const double zw = (double)g.k * g.r * g.s * g.c * 4;
+    const double budget[2] = {(double)a->weight_buf_kib * 1024 / 2, (double)a->psum_buf_kib * 1024};
+    for (int part = 0; part < 2; part++) {
+        const double per_c = (double)g.k * g.r * g.s * 4;
+        double fit = floor(budget[part] / per_c); /* channels whose W / dW fit */
+        int cc = zw <= budget[part] ? g.c : fit < 1 ? 1 : (int)fit;
+        if (cc < g.c && cc >= a->mults_per_pe) cc -= cc % a->mults_per_pe;
+        w->cc[part] = cc;
+        w->n_cc[part] = (g.c + cc - 1) / cc;
+        w->spill[part] = per_c * cc > budget[part];
+    }
     w->memo_n = n_classes(g) * (size_t)a->acc_banks_per_pe;
-    w->memo = mem_alloc(2 * w->memo_n * sizeof *w->memo);
+    w->memo = mem_alloc(4 * w->memo_n * sizeof *w->memo);
     w->bank_cnt = mem_calloc((size_t)a->acc_banks_per_pe, sizeof *w->bank_cnt);
     if (!w->pe_cycles || !w->pe_groups || !w->pe_work || !w->memo || !w->bank_cnt)
         FAIL(ERR_NOMEM, "sim_work_init: out of memory for %d PEs", a->pes);
-    for (size_t i = 0; i < 2 * w->memo_n; i++) w->memo[i] = -1;
+    for (size_t i = 0; i < 4 * w->memo_n; i++) w->memo[i] = -1;
     return 0;
 fail:
     sim_work_deinit(w);
@@ -146,18 +158,20 @@ static inline long long dest_rel(ConvGeom g, int part, int r, int t, int c) {
     return ((long long)r * g.s + t) * g.c + c;
 }
 
-/* Cycles of one nonzero of window v whose base is `res` mod B (rule 2), memoised. */
-static int32_t nz_cost(SimWork *w, int part, Win v, int res) {
+/* Cycles of one nonzero of window v over channels [c0, c0 + cw) of a chunk whose first destination
+ * base + c0 is `res` mod B (rule 2), memoised per (part, full or last chunk width, window, res). */
+static int32_t nz_cost(SimWork *w, int part, Win v, int res, int cw) {
     const ConvGeom g = w->g;
     const int B = w->arch.acc_banks_per_pe, M = w->arch.mults_per_pe;
-    int32_t *slot = w->memo + (size_t)part * w->memo_n + win_class(g, v) * (size_t)B + (size_t)res;
+    size_t wi = (size_t)part * 2 + (cw == w->cc[part] ? 0 : 1);
+    int32_t *slot = w->memo + wi * w->memo_n + win_class(g, v) * (size_t)B + (size_t)res;
     if (*slot >= 0) return *slot;
     int32_t cycles = 0;
     int in_group = 0, mx = 0;
     memset(w->bank_cnt, 0, (size_t)B * sizeof *w->bank_cnt);
     for (int r = v.rlo; r < v.rhi; r++)
         for (int t = v.slo; t < v.shi; t++)
-            for (int c = 0; c < g.c; c++) {
+            for (int c = 0; c < cw; c++) {
                 int b = mod_pos(res + dest_rel(g, part, r, t, c), B);
                 if (++w->bank_cnt[b] > mx) mx = w->bank_cnt[b];
                 if (++in_group == M) {
@@ -183,20 +197,22 @@ typedef struct {
     double in, out;
 } TileBytes;
 
-static TileBytes tile_bytes(const SimWork *w, const SparseGrad *s, int part, long t, long n_tiles) {
+/* Bytes of step u = chunk * n_tiles + tile of the part's sequence of tiles (rule 5). */
+static TileBytes tile_bytes(const SimWork *w, const SparseGrad *s, int part, long u, long n_tiles) {
     const ConvGeom g = w->g;
     const size_t nr = (size_t)g.n * g.p * g.q;
+    const long t = u % n_tiles, ci = u / n_tiles;
+    const int cw = g.c - (int)ci * w->cc[part] < w->cc[part] ? g.c - (int)ci * w->cc[part] : w->cc[part];
     size_t lo = (size_t)t * (size_t)w->rows_per_tile, hi = lo + (size_t)w->rows_per_tile;
     if (hi > nr) hi = nr;
-    const double zw = (double)g.k * g.r * g.s * g.c * 4, zx = (double)g.n * g.h * g.w * g.c * 4;
+    const double zw = (double)g.k * g.r * g.s * cw * 4, zx = (double)g.n * g.h * g.w * cw * 4;
+    const bool spill = w->spill[part];
     TileBytes b;
     b.in = 6.0 * (double)(s->row_ptr[hi] - s->row_ptr[lo]) + 4.0 * (double)(hi - lo);
     if (part == SIM_PART_BWD_DATA) {
-        bool once = zw <= (double)w->arch.weight_buf_kib * 1024 / 2;
-        if (!once || t == 0) b.in += zw;
+        if (spill || t == 0) b.in += zw;
         b.out = share(zx, lo, hi, nr);
     } else {
-        bool spill = zw > (double)w->arch.psum_buf_kib * 1024;
         b.in += share(zx, lo, hi, nr) + (spill ? zw : 0);
         b.out = spill || t == n_tiles - 1 ? zw : 0;
     }
@@ -207,7 +223,7 @@ static TileBytes tile_bytes(const SimWork *w, const SparseGrad *s, int part, lon
 
 /* Per-PE cycles and groups of tile rows [lo, hi) into w->pe_cycles / pe_groups; adds products to
  * pe_work. */
-static void tile_fast(SimWork *w, const SparseGrad *s, int part, size_t lo, size_t hi, double *macs) {
+static void tile_fast(SimWork *w, const SparseGrad *s, int part, size_t lo, size_t hi, int c0, int cw, double *macs) {
     const ConvGeom g = w->g;
     const int B = w->arch.acc_banks_per_pe, M = w->arch.mults_per_pe, pk = w->pk, ps = w->ps;
     const long long rsc = (long long)g.r * g.s * g.c;
@@ -215,15 +231,17 @@ static void tile_fast(SimWork *w, const SparseGrad *s, int part, size_t lo, size
         int32_t j0 = s->row_ptr[i], j1 = s->row_ptr[i + 1];
         if (j0 == j1) continue;
         Win v = row_win(g, i);
-        long L = win_products(g, v);
+        long L = win_products(g, v) / g.c * cw;
         if (L == 0) continue;
         double groups = (double)((L + M - 1) / M);
         int sp = (int)(((i - lo) * (size_t)ps) / (hi - lo));
-        int32_t row_cost = part == SIM_PART_BWD_DATA ? nz_cost(w, part, v, mod_pos(dest_base(g, part, v, 0), B)) : 0;
+        int32_t row_cost =
+            part == SIM_PART_BWD_DATA ? nz_cost(w, part, v, mod_pos(dest_base(g, part, v, 0) + c0, B), cw) : 0;
         for (int32_t j = j0; j < j1; j++) {
             int k = s->chan[j];
             int pe = (k % pk) * ps + sp;
-            int32_t cost = part == SIM_PART_BWD_DATA ? row_cost : nz_cost(w, part, v, mod_pos((long long)k * rsc, B));
+            int32_t cost =
+                part == SIM_PART_BWD_DATA ? row_cost : nz_cost(w, part, v, mod_pos((long long)k * rsc + c0, B), cw);
             w->pe_cycles[pe] += cost;
             w->pe_groups[pe] += groups;
             w->pe_work[pe] += (double)L;
@@ -245,7 +263,8 @@ typedef struct {
     uint32_t *cnt;  /* (PE x B) queued products per bank */
 } Det;
 
-static void tile_detailed(SimWork *w, const SparseGrad *s, int part, size_t lo, size_t hi, Det *d, double *macs) {
+static void tile_detailed(SimWork *w, const SparseGrad *s, int part, size_t lo, size_t hi, int c0, int cw, Det *d,
+                          double *macs) {
     const ConvGeom g = w->g;
     const int B = w->arch.acc_banks_per_pe, M = w->arch.mults_per_pe, pk = w->pk, ps = w->ps, npe = w->arch.pes;
     /* counting sort of the tile's nonzeros by PE, keeping CSR order within a PE */
@@ -283,7 +302,7 @@ static void tile_detailed(SimWork *w, const SparseGrad *s, int part, size_t lo, 
                 while (d->pos[p] < d->start[p + 1]) {
                     size_t e = d->pos[p];
                     v = row_win(g, d->row_of[e]);
-                    L = win_products(g, v);
+                    L = win_products(g, v) / g.c * cw;
                     if (d->prod[p] < 0) {
                         d->prod[p] = 0;
                         *macs += (double)L;
@@ -299,9 +318,9 @@ static void tile_detailed(SimWork *w, const SparseGrad *s, int part, size_t lo, 
                 long long base = dest_base(g, part, v, s->chan[j]);
                 for (int m = 0; m < M && d->prod[p] < L; m++, d->prod[p]++) {
                     long x = d->prod[p];
-                    int c = (int)(x % g.c), tap = (int)(x / g.c);
+                    int c = (int)(x % cw), tap = (int)(x / cw);
                     int r = v.rlo + tap / tw, t = v.slo + tap % tw;
-                    cnt[mod_pos(base + dest_rel(g, part, r, t, c), B)]++;
+                    cnt[mod_pos(base + dest_rel(g, part, r, t, c0 + c), B)]++;
                     d->rem[p]++;
                 }
                 w->pe_groups[p] += 1;
@@ -331,6 +350,7 @@ static int part_run(SimWork *w, const SparseGrad *s, int part, SimMode mode, Sim
     const int npe = w->arch.pes, B = w->arch.acc_banks_per_pe;
     const size_t nr = (size_t)g.n * g.p * g.q;
     const long T = w->rows_per_tile, n_tiles = (long)((nr + (size_t)T - 1) / (size_t)T);
+    const long n_steps = n_tiles * w->n_cc[part];
     const double bw = arch_dram_bytes_per_cycle(&w->arch);
     Det d = {0};
     memset(ps, 0, sizeof *ps);
@@ -355,14 +375,16 @@ static int part_run(SimWork *w, const SparseGrad *s, int part, SimMode mode, Sim
     TileBytes prev = {0, 0}, cur = tile_bytes(w, s, part, 0, n_tiles);
     double dram = 0;
     ps->cycles = ceil(cur.in / bw); /* fill */
-    for (long t = 0; t < n_tiles; t++) {
+    for (long u = 0; u < n_steps; u++) {
+        long t = u % n_tiles;
+        int c0 = (int)(u / n_tiles) * w->cc[part], cw = g.c - c0 < w->cc[part] ? g.c - c0 : w->cc[part];
         size_t lo = (size_t)t * T, hi = lo + (size_t)T < nr ? lo + (size_t)T : nr;
-        TileBytes next = t + 1 < n_tiles ? tile_bytes(w, s, part, t + 1, n_tiles) : (TileBytes){0, 0};
+        TileBytes next = u + 1 < n_steps ? tile_bytes(w, s, part, u + 1, n_tiles) : (TileBytes){0, 0};
         if (mode == SIM_DETAILED) {
-            tile_detailed(w, s, part, lo, hi, &d, &ps->macs);
+            tile_detailed(w, s, part, lo, hi, c0, cw, &d, &ps->macs);
         } else {
             for (int p = 0; p < npe; p++) w->pe_cycles[p] = w->pe_groups[p] = 0;
-            tile_fast(w, s, part, lo, hi, &ps->macs);
+            tile_fast(w, s, part, lo, hi, c0, cw, &ps->macs);
         }
         int crit = 0;
         for (int p = 1; p < npe; p++)
@@ -386,7 +408,7 @@ static int part_run(SimWork *w, const SparseGrad *s, int part, SimMode mode, Sim
         if (w->pe_work[p] > mx) mx = w->pe_work[p];
     }
     ps->imbalance = sum > 0 ? mx / (sum / npe) : 1;
-    ps->buf_bytes = 6.0 * (double)s->nnz + 12.0 * ps->macs;
+    ps->buf_bytes = 6.0 * (double)s->nnz * w->n_cc[part] + 12.0 * ps->macs;
     finish_energy(&w->arch, ps);
 fail:
     mem_free(d.list);
@@ -437,6 +459,8 @@ int sim_layer_ws(SimWork *w, const SparseGrad *s, SimMode mode, SimLayerStats *o
              s->q, s->k, g.n, g.p, g.q, g.k);
     out->rows_per_tile = w->rows_per_tile;
     out->n_tiles = (long)(((size_t)g.n * g.p * g.q + (size_t)w->rows_per_tile - 1) / (size_t)w->rows_per_tile);
+    out->n_chunks[0] = w->n_cc[0];
+    out->n_chunks[1] = w->n_cc[1];
     TRY(part_run(w, s, SIM_PART_BWD_DATA, mode, &out->part[SIM_PART_BWD_DATA]));
     TRY(part_run(w, s, SIM_PART_BWD_WEIGHTS, mode, &out->part[SIM_PART_BWD_WEIGHTS]));
     part_pre(w, s, &out->part[SIM_PART_PRE]);

@@ -31,21 +31,31 @@
  *    the gradient buffer holds a tile's S at full density: 4-byte value + 2-byte channel per
  *    nonzero; the other half is the second buffer). n_tiles = ceil(N*P*Q / T). All PEs finish a
  *    tile before the next (barrier): busy_t = max over PEs of the PE's cycles in tile t.
- * 5. DRAM bytes of tile t: in_t = S of the tile (6 * nnz_t + 4 * rows_t, the row pointers) + the
- *    tile's share of the streamed dense tensor, out_t = the tile's share of the output. A "share"
- *    of a tensor of Z bytes for rows [lo,hi) of Nr = N*P*Q rows is floor(Z*hi/Nr) - floor(Z*lo/Nr)
- *    (shares sum to Z; halos are not re-read).
- *      bwd-data:    streamed X: none; W (Zw = K*R*S*C*4) is read once with tile 0 when
- *                   Zw <= weight_buf_kib*1024/2, else with every tile; out: share of dX (N*H*W*C*4).
- *      bwd-weights: streamed share of X (N*H*W*C*4); out: dW (Zw) once after the last tile when
- *                   Zw <= psum_buf_kib*1024, else spilled: read with and written after every tile.
- * 6. Double buffering: tile t+1 loads and tile t-1 writes back while tile t computes:
+ * 5. Channel chunks: the stationary tensor, W for bwd-data (budget weight_buf_kib*1024/2, the other
+ *    half double-buffers) and dW for bwd-weights (budget psum_buf_kib*1024), Zw = K*R*S*C*4 bytes,
+ *    is cut along C into chunks of cc channels: cc = C when Zw <= budget, else
+ *    fit = floor(budget / (K*R*S*4)) (at least 1) rounded down to a multiple of M when fit >= M
+ *    (so groups stay full); n_cc = ceil(C / cc) chunks (the last may be narrower, cw = its width).
+ *    The part runs the whole tile sequence once per chunk (chunk-major: steps u = chunk*n_tiles +
+ *    tile); in a chunk a nonzero makes taps * cw products, c in [c0, c0+cw) (rules 1-2 with c0 + c).
+ *    If even cc = 1 does not fit (K*R*S*4 > budget), the chunk "spills": re-read (W, dW) and
+ *    re-written (dW) with every tile instead of once per chunk.
+ *    DRAM bytes of a step: in = S of the tile (6 * nnz_t + 4 * rows_t, the row pointers; S is read
+ *    again in every chunk) + the tile's share of the streamed tensor, out = the tile's share of the
+ *    output. A "share" of a tensor of Z bytes for rows [lo,hi) of Nr = N*P*Q rows is
+ *    floor(Z*hi/Nr) - floor(Z*lo/Nr) (shares sum to Z; halos are not re-read).
+ *      bwd-data:    the W chunk (K*R*S*cw*4) with the chunk's first tile; out: share of the dX
+ *                   channel slice (N*H*W*cw*4).
+ *      bwd-weights: in: share of the X channel slice (N*H*W*cw*4); out: the dW chunk (K*R*S*cw*4)
+ *                   after the chunk's last tile.
+ * 6. Double buffering: step u+1 loads and step u-1 writes back while step u computes (a step is
+ *    one tile of one chunk; busy_u as busy_t above):
  *      fill   = ceil(in_0 / bw)
- *      step_t = max(busy_t, ceil((in_{t+1} + out_{t-1}) / bw))   (in_{n_tiles} = out_{-1} = 0)
+ *      step_u = max(busy_u, ceil((in_{u+1} + out_{u-1}) / bw))   (in_{n_steps} = out_{-1} = 0)
  *      drain  = ceil(out_{last} / bw)
- *      cycles = fill + sum_t step_t + drain
- *    compute_cycles = sum_t busy_t; stall_mem_cycles = cycles - compute_cycles;
- *    stall_bank_cycles = sum over tiles of the bank-stall cycles of the PE that set busy_t (the
+ *      cycles = fill + sum_u step_u + drain
+ *    compute_cycles = sum_u busy_u; stall_mem_cycles = cycles - compute_cycles;
+ *    stall_bank_cycles = sum over steps of the bank-stall cycles of the PE that set busy_u (the
  *    first such PE), a part of compute_cycles.
  * 7. Pre-ReSprop dense work (ReSprop's reuse terms), at full utilisation of all PE*M multipliers:
  *    one-sample dense bwd-data and bwd-weights, K*C*sum_{p,q} taps(p,q) MACs each; the batch sum of
@@ -55,7 +65,7 @@
  *      compute = ceil(ops / (PE*M)), cycles = max(compute, ceil(bytes / bw)).
  * 8. Derived stats of every part: util_frac = macs / (cycles * PE * M); imbalance = max / mean over
  *    PEs of the part's products (1 when there are none; 1 for the dense pre part); buf_bytes =
- *    on-chip buffer traffic: 6 per nonzero (S read) + 12 per product (dense operand read 4,
+ *    on-chip buffer traffic: 6 per nonzero per chunk (S read) + 12 per product (dense operand read 4,
  *    accumulator read-modify-write 8) for the sparse parts, the DRAM bytes for the pre part;
  *    energy_pj = macs*mac_pj + buf_bytes*buf_pj_per_byte + dram_bytes*dram_pj_per_byte when the
  *    preset gives energies (arch_has_energy), else 0.
@@ -105,6 +115,7 @@ typedef struct {
     SimPartStats part[SIM_N_PARTS]; /* indexed by SimPart */
     long rows_per_tile;             /* rule 4 */
     long n_tiles;
+    long n_chunks[2];               /* rule 5: channel chunks of bwd-data, bwd-weights */
 } SimLayerStats;
 
 /* The stats table: one entry per (part, field) of SimLayerStats, all doubles, for generic writers. */
@@ -127,11 +138,13 @@ typedef struct {
     AccelArch arch;
     ConvGeom g;
     int pk, ps;        /* rule 3 */
+    int cc[2], n_cc[2]; /* rule 5: channels per chunk and chunks, per sparse part */
+    bool spill[2];      /* rule 5: a one-channel chunk still does not fit */
     long rows_per_tile;
     double *pe_cycles; /* (PE) cycles of the current tile */
     double *pe_groups; /* (PE) groups of the current tile */
     double *pe_work;   /* (PE) products over the part */
-    int32_t *memo;     /* (2 parts, window classes, B) cycles of one nonzero, -1 = not yet */
+    int32_t *memo;     /* (2 parts, 2 chunk widths, window classes, B) cycles of one nonzero, -1 = not yet */
     size_t memo_n;     /* entries per part */
     uint16_t *bank_cnt; /* (B) scratch for memo fills */
 } SimWork;
