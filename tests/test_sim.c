@@ -21,10 +21,13 @@
 #define FAST_VS_DETAILED_TOL 0.10 /* relative, on every part's cycles */
 #define DENSE_TOL 0.10            /* density 1.0 vs the dense systolic estimate */
 
-static int teardown_leaks(void **state) {
-    (void)state;
-    return mem_live_bytes() == 0 ? 0 : -1;
+/* Every test frees what it allocates: the teardown compares with the bytes live at its setup (so a
+ * failed test's leftovers do not fail the tests after it). */
+static int setup_mark(void **state) {
+    *state = (void *)(uintptr_t)mem_live_bytes();
+    return 0;
 }
+static int teardown_leaks(void **state) { return mem_live_bytes() == (size_t)(uintptr_t)*state ? 0 : -1; }
 
 /* A tiny accelerator for hand arithmetic: 2 PEs x 4 multipliers, 4 banks per PE, 1 GHz, 4 bytes per
  * cycle of DRAM, 1 KiB buffers, no energy table. */
@@ -470,17 +473,17 @@ static void test_fast_no_alloc(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_golden_1x1, teardown_leaks),
-        cmocka_unit_test_teardown(test_golden_3x3_conflicts, teardown_leaks),
-        cmocka_unit_test_teardown(test_golden_tiles, teardown_leaks),
-        cmocka_unit_test_teardown(test_golden_chunks, teardown_leaks),
-        cmocka_unit_test_teardown(test_invariants_and_fast_vs_detailed, teardown_leaks),
-        cmocka_unit_test_teardown(test_subset_monotone, teardown_leaks),
-        cmocka_unit_test_teardown(test_dense_estimate, teardown_leaks),
-        cmocka_unit_test_teardown(test_stats_table, teardown_leaks),
-        cmocka_unit_test_teardown(test_errors, teardown_leaks),
-        cmocka_unit_test_teardown(test_make_mask, teardown_leaks),
-        cmocka_unit_test_teardown(test_fast_no_alloc, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_golden_1x1, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_golden_3x3_conflicts, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_golden_tiles, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_golden_chunks, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_invariants_and_fast_vs_detailed, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_subset_monotone, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_dense_estimate, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_stats_table, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_errors, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_make_mask, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_fast_no_alloc, setup_mark, teardown_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
