@@ -76,8 +76,9 @@
  * SIM_DETAILED steps every tile cycle by cycle: every PE holds its current group as per-bank queues,
  * every bank retires one product per cycle, a PE fetches its next group when its queues are empty.
  * SIM_FAST sums per-PE group costs from the mask: the cost of a nonzero depends only on its tap
- * window and on its destination base index mod B, so it is computed once per (window, residue) and
- * memoised in the SimWork. The memory model (rules 4-6) and the pre part are the same closed forms
+ * window, its chunk width (full or last) and its first destination index mod B, so it is computed
+ * once per (part, width, window, residue) and memoised in the SimWork: the stalls are exact, not an
+ * expectation, and the rest is O(nnz x chunks) counting. The memory model (rules 4-6) and the pre part are the same closed forms
  * in both modes. Tests hold fast within 10% of detailed (they agree exactly when both are correct).
  *
  * Ownership: SimWork is a value object the caller owns (sim_work_init / sim_work_deinit; deinit accepts
