@@ -34,5 +34,6 @@ int cmd_export(int argc, char **argv);
 int cmd_imagenet_convert(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
 int cmd_schemes(int argc, char **argv);
+int cmd_sim(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const CliCommand commands[] = {
     {"imagenet-convert", "convert an ILSVRC-2012 JPEG tree into HDF5 shards", cmd_imagenet_convert},
     {"schemes", "list the sparsity schemes and their options", cmd_schemes},
     {"flops", "backward FLOP accounting of a model at a gradient density (no training)", cmd_flops},
+    {"sim", "simulate the sparse backward of every conv layer on GSCN-sim against the GPU model", cmd_sim},
     {"bench", "measure speed against dense oneDNN: `bench step` (training step), `bench backward` (per conv layer)", cmd_bench},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -20,7 +20,7 @@ expect() {
         sed 's/^/    /' "$tmp/out" | head -5
     fi
 }
-for cmd in version model bench train eval export imagenet-convert schemes flops; do
+for cmd in version model bench train eval export imagenet-convert schemes flops sim; do
     expect 0 "usage" -- "$bin" "$cmd" --help
 done
 expect 0 "commands" -- "$bin" help
@@ -53,5 +53,17 @@ expect 2 "missing.ini" -- "$bin" train --config "$tmp/missing.ini"
 printf 'garbage' >"$tmp/x.ckpt.h5"
 expect 2 "x.ckpt.h5" -- "$bin" eval --checkpoint "$tmp/x.ckpt.h5"
 expect 2 "" -- "$bin" export "$tmp/none.h5" --out "$tmp/e"
+expect 0 "speedup" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1 --preset gscn-small \
+    --out "$tmp/s.h5"
+[ -f "$tmp/s.h5" ] && [ ! -e "$tmp/s.h5.part" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: sim record"; }
+expect 0 "clustered" -- "$bin" sim --model lenet5 --input 1x28x28 --batch 2 --density 0.2 --pattern clustered \
+    --cluster 0.5 --preset gscn-small --mode detailed
+expect 2 "gscn-iso-1080ti, gscn-large, gscn-small" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 \
+    --density 0.1 --preset no-such-preset
+expect 2 "density" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0 --preset gscn-small
+expect 2 "density" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 2 --preset gscn-small
+expect 2 "preset" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1
+expect 2 "pattern" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1 --preset gscn-small \
+    --pattern striped
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
