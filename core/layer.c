@@ -1308,8 +1308,7 @@ static void add_broadcast(float *restrict dx, const float *restrict add, int n, 
     }
 }
 
-/* dst (n) += src (n). */
-static void add_into(float *restrict dst, const float *restrict src, size_t n) {
+void layer_add_into(float *restrict dst, const float *restrict src, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
@@ -1401,7 +1400,7 @@ static int conv_backward_scheme(Layer *l) {
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
         if (dx1) add_broadcast(l->dx[0], dx1, in.n, dims_sample(in));
     }
-    if (dw1) add_into(p->dw, dw1, p->n_stored);
+    if (dw1) layer_add_into(p->dw, dw1, p->n_stored);
     if (l->spec.bias) { /* the bias gradient stays dense: sum of G over N, P, Q */
         float *db = l->params[1].dw;
         int k = out.c;

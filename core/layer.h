@@ -182,6 +182,9 @@ typedef struct {
 /* The geometry of a conv layer for the sparse kernels (ERR_SHAPE for other kinds). */
 int layer_conv_geom(const Layer *l, ConvGeom *g);
 
+/* dst (n) += src (n), in parallel for large n (gradient sums of residual forks and reuse terms). */
+void layer_add_into(float *restrict dst, const float *restrict src, size_t n);
+
 /* Cosine of two float vectors accumulated in double; NAN when either is zero. */
 double layer_cosine(const float *a, const float *b, size_t n);
 

@@ -310,12 +310,6 @@ fail:
     return rc;
 }
 
-/* dst += src over n floats. */
-static void add_into(float *restrict dst, const float *restrict src, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
-}
-
 /* After conv layer i's backward: what the scheme did, and on stats steps the similarities. G is
  * still in the layer's output-gradient buffer, S in the shared buffer, R where the scheme keeps it. */
 static void scheme_stats(Net *net, int i) {
@@ -458,7 +452,7 @@ int net_backward_timed(Net *net, double *ms) {
         for (int j = 0; j < layer_kind_inputs(m->layers[i].kind); j++)
             if (net->acc[i][j]) {
                 int p = m->layers[i].in[j];
-                add_into(net->g[p], net->accum, dims_count(net->dims[p]));
+                layer_add_into(net->g[p], net->accum, dims_count(net->dims[p]));
             }
         if (ms) ms[i] += timer_now_ms() - t0;
     }
