@@ -94,16 +94,6 @@ typedef struct {
     double loss;
 } Bufs;
 
-static float *falloc(size_t n) {
-    float *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-static double *dalloc(size_t n) {
-    double *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
 
 /* Draws n values (scale * normal + shift), rounded to float, into f and the exact same values into d. */
 static void draw(Rng *rng, float *f, double *d, size_t n, double scale, double shift) {
@@ -214,20 +204,20 @@ static void run_case(const LayerCase *c, uint64_t seed) {
 
     /* Activations. y aliases x[0] and dx[j] aliases dy as the flags ask. */
     for (int j = 0; j < b.n_in; j++) {
-        b.fx[j] = falloc(b.nx);
-        b.x[j] = dalloc(b.nx);
+        b.fx[j] = tu_falloc(b.nx);
+        b.x[j] = tu_dalloc(b.nx);
         draw(&rng, b.fx[j], b.x[j], b.nx, 1.0, 0.0);
-        b.dx[j] = dalloc(b.nx);
+        b.dx[j] = tu_dalloc(b.nx);
     }
-    b.y = dalloc(b.ny);
-    b.dy = dalloc(b.ny);
-    float *y = c->flags & F_Y_IS_X0 ? b.fx[0] : (b.fy = falloc(b.ny));
-    float *dy = b.fdy = falloc(b.ny);
+    b.y = tu_dalloc(b.ny);
+    b.dy = tu_dalloc(b.ny);
+    float *y = c->flags & F_Y_IS_X0 ? b.fx[0] : (b.fy = tu_falloc(b.ny));
+    float *dy = b.fdy = tu_falloc(b.ny);
     float *dx[2] = {NULL, NULL};
     for (int j = 0; j < b.n_in; j++) {
         bool alias = (j == 0 && (c->flags & F_DX0_IS_DY)) || (j == 1 && (c->flags & F_DX1_IS_DY));
         if (alias) dx[j] = dy;
-        else if (!(j == 0 && (c->flags & F_NO_DX))) dx[j] = b.fdx[j] = falloc(b.nx);
+        else if (!(j == 0 && (c->flags & F_NO_DX))) dx[j] = b.fdx[j] = tu_falloc(b.nx);
     }
     if (s->kind == LAYER_LOSS) {
         b.labels = mem_calloc((size_t)b.in.n, sizeof *b.labels);
@@ -247,16 +237,16 @@ static void run_case(const LayerCase *c, uint64_t seed) {
         assert_int_equal(lp.n_plain, b.pn[j]);
         assert_string_equal(lp.name, names[s->kind][j]);
         assert_int_equal(lp.decay, s->kind != LAYER_BN && j == 0);
-        float *tmp = falloc(b.pn[j]);
-        b.p[j] = dalloc(b.pn[j]);
-        b.g[j] = dalloc(b.pn[j]);
+        float *tmp = tu_falloc(b.pn[j]);
+        b.p[j] = tu_dalloc(b.pn[j]);
+        b.g[j] = tu_dalloc(b.pn[j]);
         /* weights ~ 1/sqrt(fan-in) keep activations O(1); gamma around 1 */
         double fan = s->kind == LAYER_BN ? 1.0 : (double)b.pn[0] / (s->out_c > 0 ? s->out_c : 1);
         double scale = s->kind == LAYER_BN ? (j == 0 ? 0.3 : 0.5) : 1.0 / sqrt(fan);
         draw(&rng, tmp, b.p[j], b.pn[j], scale, s->kind == LAYER_BN && j == 0 ? 1.0 : 0.0);
         assert_int_equal(layer_param_set(l, j, tmp), 0);
         /* the round trip through oneDNN's layout is exact */
-        float *back = falloc(b.pn[j]);
+        float *back = tu_falloc(b.pn[j]);
         assert_int_equal(layer_param_get(l, j, back), 0);
         assert_memory_equal(back, tmp, b.pn[j] * sizeof *tmp);
         mem_free(back);
@@ -266,10 +256,10 @@ static void run_case(const LayerCase *c, uint64_t seed) {
     /* BN running statistics: start from random values (layer and reference). */
     if (s->kind == LAYER_BN) {
         int C = b.in.c;
-        b.rm = dalloc((size_t)C);
-        b.rv = dalloc((size_t)C);
-        b.bmean = dalloc((size_t)C);
-        b.bvar = dalloc((size_t)C);
+        b.rm = tu_dalloc((size_t)C);
+        b.rv = tu_dalloc((size_t)C);
+        b.bmean = tu_dalloc((size_t)C);
+        b.bvar = tu_dalloc((size_t)C);
         float *rm = layer_bn_running_mean(l), *rv = layer_bn_running_var(l);
         assert_non_null(rm);
         assert_non_null(rv);
@@ -325,7 +315,7 @@ static void run_case(const LayerCase *c, uint64_t seed) {
             check(c->what, "dx (p - onehot)/N", dx[0], b.dx[0], b.nx, TOL);
         }
         for (int j = 0; j < b.np; j++) {
-            float *gr = falloc(b.pn[j]);
+            float *gr = tu_falloc(b.pn[j]);
             assert_int_equal(layer_grad_get(l, j, gr), 0);
             check(c->what, names[s->kind][j], gr, b.g[j], b.pn[j], TOL);
             mem_free(gr);
@@ -381,7 +371,7 @@ static void test_input_layer(void **state) {
     Dims4 o = layer_out_dims_of(l);
     assert_memory_equal(&o, &in, sizeof o);
     assert_int_equal(layer_n_params(l), 0);
-    float *buf = falloc(dims_count(in));
+    float *buf = tu_falloc(dims_count(in));
     float *none[2] = {NULL, NULL};
     assert_int_equal(layer_bind(l, none, buf, none, NULL), 0);
     assert_int_equal(layer_forward(l, true), 0);
@@ -406,7 +396,7 @@ static void test_param_defaults_and_init(void **state) {
     assert_int_equal(layer_create(&lb, &bn, &in, &ctx), 0);
     assert_int_equal(layer_create(&lf, &fc, &fin, &ctx), 0);
     size_t nw = 16 * 16 * 9;
-    float *w = falloc(nw);
+    float *w = tu_falloc(nw);
     assert_int_equal(layer_param_get(lc, 0, w), 0);
     for (size_t i = 0; i < nw; i++) assert_true(w[i] == 0.0f);
     assert_int_equal(layer_param_get(lb, 0, w), 0);
@@ -485,7 +475,7 @@ static void test_loss_bad_label(void **state) {
     Dims4 in = {2, 3, 1, 1};
     Layer *l = NULL;
     assert_int_equal(layer_create(&l, &s, &in, &ctx), 0);
-    float *x = falloc(6), *p = falloc(6), *dx = falloc(6);
+    float *x = tu_falloc(6), *p = tu_falloc(6), *dx = tu_falloc(6);
     float *xs[2] = {x, NULL}, *dxs[2] = {dx, NULL};
     int32_t labels[2] = {1, 3};
     assert_int_equal(layer_bind(l, xs, p, dxs, NULL), 0);
@@ -529,9 +519,9 @@ static void test_bind_missing_needed_dx(void **state) {
     assert_int_equal(layer_create(&la, &add, ins, &ctx), 0);
     assert_int_equal(layer_create(&lb, &bn, ins, &ctx), 0);
 
-    float *x0 = falloc(n), *x1 = falloc(n), *y = falloc(n), *dy = falloc(n), *dx0 = falloc(n), *dx1 = falloc(n);
-    double *rx0 = dalloc(n), *rx1 = dalloc(n), *ry = dalloc(n), *rdy = dalloc(n), *rdx0 = dalloc(n),
-           *rdx1 = dalloc(n);
+    float *x0 = tu_falloc(n), *x1 = tu_falloc(n), *y = tu_falloc(n), *dy = tu_falloc(n), *dx0 = tu_falloc(n), *dx1 = tu_falloc(n);
+    double *rx0 = tu_dalloc(n), *rx1 = tu_dalloc(n), *ry = tu_dalloc(n), *rdy = tu_dalloc(n), *rdx0 = tu_dalloc(n),
+           *rdx1 = tu_dalloc(n);
     draw(&rng, x0, rx0, n, 1.0, 0.0);
     draw(&rng, x1, rx1, n, 1.0, 0.0);
     float *xs[2] = {x0, x1};
@@ -559,8 +549,8 @@ static void test_bind_missing_needed_dx(void **state) {
     assert_int_equal(layer_bind(lb, xs, y, NULL, dy), ERR_SHAPE);
     assert_int_equal(layer_bind(lb, xs, y, only_dx0, dy), 0);
     assert_int_equal(layer_forward(lb, true), 0);
-    double *gamma = dalloc((size_t)C), *beta = dalloc((size_t)C), *mean = dalloc((size_t)C),
-           *var = dalloc((size_t)C), *dg = dalloc((size_t)C), *db = dalloc((size_t)C);
+    double *gamma = tu_dalloc((size_t)C), *beta = tu_dalloc((size_t)C), *mean = tu_dalloc((size_t)C),
+           *var = tu_dalloc((size_t)C), *dg = tu_dalloc((size_t)C), *db = tu_dalloc((size_t)C);
     for (int i = 0; i < C; i++) gamma[i] = 1.0; /* the defaults: gamma 1, beta 0 */
     ref_bn_fwd_train(in, rx0, gamma, beta, true, ry, mean, var);
     check("bn rebound", "y", y, ry, n, TOL);

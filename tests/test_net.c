@@ -68,11 +68,6 @@ static ModelSpec tiny_spec(void) {
     return m;
 }
 
-static float *falloc(size_t n) {
-    float *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
 
 /* Fills the input and labels of both sides with the same (float-rounded) values. */
 static void fill_batch(Net *net, RefNet *r, Rng *rng) {
@@ -97,7 +92,7 @@ static void sync_params(Net *net, RefNet *r, Rng *rng) {
         assert_int_equal(layer_n_params(l), rl->n_params);
         for (int j = 0; j < rl->n_params; j++) {
             assert_int_equal(layer_param(l, j).n_plain, rl->param_n[j]);
-            float *tmp = falloc(rl->param_n[j]);
+            float *tmp = tu_falloc(rl->param_n[j]);
             if (r->m->layers[i].kind == LAYER_BN) {
                 for (size_t e = 0; e < rl->param_n[j]; e++)
                     tmp[e] = (float)((j == 0 ? 1.0 : 0.0) + 0.3 * rng_normal(rng));
@@ -129,7 +124,7 @@ static void check_grads_and_stats(Net *net, RefNet *r) {
         RefLayer *rl = &r->layers[i];
         const LayerSpec *s = &r->m->layers[i];
         for (int j = 0; j < rl->n_params; j++) {
-            float *g = falloc(rl->param_n[j]);
+            float *g = tu_falloc(rl->param_n[j]);
             assert_int_equal(layer_grad_get(l, j, g), 0);
             check_close(r->m->name, s->name, layer_param(l, j).name, g, rl->grad[j], rl->param_n[j], NET_TOL);
             mem_free(g);

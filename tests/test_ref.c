@@ -15,11 +15,6 @@
 #define FD_STEP 1e-5
 #define FD_TOL 1e-6
 
-static double *dalloc(size_t n) {
-    double *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
 
 static void fill_normal(Rng *rng, double *a, size_t n) {
     for (size_t i = 0; i < n; i++) a[i] = rng_normal(rng);
@@ -44,7 +39,7 @@ static double dot(const double *a, const double *b, size_t n) {
 typedef double (*ObjFn)(void *ctx);
 
 static void fd_check(const char *what, ObjFn f, void *ctx, double *t, size_t n, const double *analytic) {
-    double *num = dalloc(n);
+    double *num = tu_dalloc(n);
     for (size_t i = 0; i < n; i++) {
         double save = t[i];
         t[i] = save + FD_STEP;
@@ -80,19 +75,19 @@ static void case_init(Case *c, const LayerSpec *s, Dims4 in, Rng *rng) {
     size_t nx = dims_count(in), ny = dims_count(c->out);
     bool kinks = s->kind == LAYER_RELU || s->kind == LAYER_ADD;
     for (int j = 0; j < (s->kind == LAYER_ADD ? 2 : 1); j++) {
-        c->x[j] = dalloc(nx);
+        c->x[j] = tu_dalloc(nx);
         (kinks ? fill_away_from_zero : fill_normal)(rng, c->x[j], nx);
     }
     for (int j = 0; j < ref_n_params(s); j++) {
         c->pn[j] = ref_param_count(s, in, j);
-        c->p[j] = dalloc(c->pn[j]);
+        c->p[j] = tu_dalloc(c->pn[j]);
         fill_normal(rng, c->p[j], c->pn[j]);
     }
-    c->y = dalloc(ny);
-    c->g = dalloc(ny);
+    c->y = tu_dalloc(ny);
+    c->g = tu_dalloc(ny);
     fill_normal(rng, c->g, ny);
-    c->mean = dalloc((size_t)in.c);
-    c->var = dalloc((size_t)in.c);
+    c->mean = tu_dalloc((size_t)in.c);
+    c->var = tu_dalloc((size_t)in.c);
     c->labels = mem_calloc((size_t)in.n, sizeof *c->labels);
     assert_non_null(c->labels);
     for (int i = 0; i < in.n; i++) c->labels[i] = (int32_t)rng_below(rng, (uint64_t)in.c);
@@ -189,7 +184,7 @@ static void test_conv_fd(void **state) {
                                cfg[t].bias);
         Case c;
         case_init(&c, &s, cfg[t].in, &rng);
-        double *dx = dalloc(dims_count(c.in)), *dw = dalloc(c.pn[0]), *db = dalloc(c.out.c);
+        double *dx = tu_dalloc(dims_count(c.in)), *dw = tu_dalloc(c.pn[0]), *db = tu_dalloc(c.out.c);
         ref_conv_bwd_data(&s, c.in, c.p[0], c.g, dx);
         ref_conv_bwd_weights(&s, c.in, c.x[0], c.g, dw, c.p[1] ? db : NULL);
         fd_check("conv dx", obj_conv, &c, c.x[0], dims_count(c.in), dx);
@@ -213,13 +208,13 @@ static void test_bn_fd(void **state) {
             Case c;
             case_init(&c, &s, dims[t], &rng);
             size_t nx = dims_count(c.in);
-            double *dx = dalloc(nx), *dg = dalloc(c.pn[0]), *dbt = dalloc(c.pn[1]);
+            double *dx = tu_dalloc(nx), *dg = tu_dalloc(c.pn[0]), *dbt = tu_dalloc(c.pn[1]);
             ref_bn_bwd(c.in, c.x[0], c.p[0], c.p[1], s.relu, c.g, dx, dg, dbt);
             fd_check(relu ? "bn+relu dx" : "bn dx", obj_bn, &c, c.x[0], nx, dx);
             fd_check(relu ? "bn+relu dgamma" : "bn dgamma", obj_bn, &c, c.p[0], c.pn[0], dg);
             fd_check(relu ? "bn+relu dbeta" : "bn dbeta", obj_bn, &c, c.p[1], c.pn[1], dbt);
             /* Inference with the batch statistics is the training forward. */
-            double *yi = dalloc(nx);
+            double *yi = tu_dalloc(nx);
             obj_bn(&c);
             ref_bn_fwd_infer(c.in, c.x[0], c.p[0], c.p[1], c.mean, c.var, s.relu, yi);
             assert_close_d("bn infer == train with batch stats", yi, c.y, nx, 1e-15);
@@ -253,7 +248,7 @@ static void test_relu_fd(void **state) {
     Case c;
     case_init(&c, &s, (Dims4){2, 3, 4, 5}, &rng);
     size_t n = dims_count(c.in);
-    double *dx = dalloc(n);
+    double *dx = tu_dalloc(n);
     ref_relu_bwd(n, c.x[0], c.g, dx);
     fd_check("relu dx", obj_relu, &c, c.x[0], n, dx);
     mem_free(dx);
@@ -277,7 +272,7 @@ static void test_pool_fd(void **state) {
             Case c;
             case_init(&c, &s, cfg[t].in, &rng);
             size_t n = dims_count(c.in);
-            double *dx = dalloc(n);
+            double *dx = tu_dalloc(n);
             if (avg) {
                 ref_avgpool_bwd(&s, c.in, c.g, dx);
                 fd_check("avgpool dx", obj_avgpool, &c, c.x[0], n, dx);
@@ -315,7 +310,7 @@ static void test_gap_fd(void **state) {
     Case c;
     case_init(&c, &s, (Dims4){3, 4, 3, 5}, &rng);
     size_t n = dims_count(c.in);
-    double *dx = dalloc(n);
+    double *dx = tu_dalloc(n);
     ref_gap_bwd(c.in, c.g, dx);
     fd_check("gap dx", obj_gap, &c, c.x[0], n, dx);
     mem_free(dx);
@@ -335,7 +330,7 @@ static void test_fc_fd(void **state) {
         Case c;
         case_init(&c, &s, cfg[t].in, &rng);
         size_t n = dims_count(c.in);
-        double *dx = dalloc(n), *dw = dalloc(c.pn[0]), *db = dalloc((size_t)cfg[t].k);
+        double *dx = tu_dalloc(n), *dw = tu_dalloc(c.pn[0]), *db = tu_dalloc((size_t)cfg[t].k);
         ref_fc_bwd(c.in, cfg[t].k, c.x[0], c.p[0], c.g, dx, dw, c.p[1] ? db : NULL);
         fd_check("fc dx", obj_fc, &c, c.x[0], n, dx);
         fd_check("fc dw", obj_fc, &c, c.p[0], c.pn[0], dw);
@@ -359,7 +354,7 @@ static void test_add_fd(void **state) {
         for (size_t i = 0; i < n; i++) c.x[1][i] = copysign(fabs(c.x[1][i]), c.x[0][i]);
         for (size_t i = 0; i < n; i++)
             if (i % 3 == 0) c.x[1][i] = -2 * c.x[0][i]; /* some negative sums */
-        double *dx0 = dalloc(n), *dx1 = dalloc(n);
+        double *dx0 = tu_dalloc(n), *dx1 = tu_dalloc(n);
         obj_add(&c);
         ref_add_bwd(n, c.y, s.relu, c.g, dx0, dx1);
         fd_check("add dx0", obj_add, &c, c.x[0], n, dx0);
@@ -377,7 +372,7 @@ static void test_loss_fd(void **state) {
     Case c;
     case_init(&c, &s, (Dims4){5, 7, 1, 1}, &rng);
     size_t n = dims_count(c.in);
-    double *dx = dalloc(n);
+    double *dx = tu_dalloc(n);
     obj_loss(&c);
     for (int i = 0; i < c.in.n; i++) {
         double sum = 0;
@@ -487,14 +482,14 @@ static void test_net_fd(void **state) {
         for (int j = 0; j < l->n_params; j++) {
             char what[64];
             snprintf(what, sizeof what, "net %s param %d", m.layers[i].name, j);
-            double *an = dalloc(l->param_n[j]);
+            double *an = tu_dalloc(l->param_n[j]);
             memcpy(an, l->grad[j], l->param_n[j] * sizeof *an);
             fd_check(what, obj_net, &r, l->param[j], l->param_n[j], an);
             mem_free(an);
         }
     }
     size_t nin = dims_count(r.layers[0].out);
-    double *din = dalloc(nin);
+    double *din = tu_dalloc(nin);
     memcpy(din, r.layers[0].dy, nin * sizeof *din);
     fd_check("net input", obj_net, &r, ref_net_input(&r), nin, din);
     mem_free(din);
@@ -525,7 +520,7 @@ static void test_net_running_stats(void **state) {
     /* Inference of bn1 equals ref_bn_fwd_infer with the running statistics. */
     ref_net_forward(&r, false);
     size_t n1 = dims_count(bn1->out);
-    double *want = dalloc(n1);
+    double *want = tu_dalloc(n1);
     ref_bn_fwd_infer(r.layers[1].out, r.layers[1].y, bn1->param[0], bn1->param[1], rm, rv, true, want);
     assert_close_d("bn1 inference", bn1->y, want, n1, 1e-15);
     mem_free(want);

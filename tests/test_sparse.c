@@ -23,16 +23,6 @@
 #define TOL 1e-4
 #define TOL_REF 1e-5
 
-static float *falloc(size_t n) {
-    float *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-static double *dalloc(size_t n) {
-    double *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
 
 /* Each entry nonzero with probability density (normal value, never exactly 0), else 0.
  * Returns the number of nonzeros. */
@@ -60,7 +50,7 @@ static void round_trip(int n, int p, int q, int k, double density, uint64_t seed
     Rng rng;
     rng_init(&rng, seed);
     size_t total = (size_t)n * p * q * k;
-    float *s = falloc(total), *back = falloc(total);
+    float *s = tu_falloc(total), *back = tu_falloc(total);
     size_t nnz = draw_sparse(&rng, s, total, density);
     SparseGrad sg;
     assert_int_equal(sparse_init(&sg, n, p, q, k, total), 0);
@@ -233,10 +223,10 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     assert_int_equal(out.c, g.k);
 
     size_t nx = dims_count(in[0]), ny = dims_count(out), nw = (size_t)g.k * g.c * g.r * g.s;
-    float *x = falloc(nx), *y = falloc(ny), *dx = falloc(nx), *dy = falloc(ny);
-    float *w_kcrs = falloc(nw), *w_ohwi = falloc(nw), *dw_dnnl = falloc(nw);
-    float *sdx = falloc(nx), *sdw_ohwi = falloc(nw), *sdw_kcrs = falloc(nw);
-    double *ref = dalloc(nx > nw ? nx : nw);
+    float *x = tu_falloc(nx), *y = tu_falloc(ny), *dx = tu_falloc(nx), *dy = tu_falloc(ny);
+    float *w_kcrs = tu_falloc(nw), *w_ohwi = tu_falloc(nw), *dw_dnnl = tu_falloc(nw);
+    float *sdx = tu_falloc(nx), *sdw_ohwi = tu_falloc(nw), *sdw_kcrs = tu_falloc(nw);
+    double *ref = tu_dalloc(nx > nw ? nx : nw);
     draw_dense(&rng, x, nx, 1.0);
     draw_dense(&rng, w_kcrs, nw, 1.0 / sqrt((double)g.c * g.r * g.s));
     assert_int_equal(layer_param_set(l, 0, w_kcrs), 0);
@@ -272,7 +262,7 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     assert_close_fd(name, sdw_kcrs, ref, nw, TOL);
 
     /* the reference kernels: against oneDNN, and the fast ones against them */
-    float *rdx = falloc(nx), *rdw = falloc(nw);
+    float *rdx = tu_falloc(nx), *rdw = tu_falloc(nw);
     memset(rdx, 0xff, nx * sizeof *rdx);
     memset(rdw, 0xff, nw * sizeof *rdw);
     allocs = mem_n_allocs();
@@ -347,7 +337,7 @@ static void check_init(ConvGeom g, uint64_t seed) {
     rng_init(&rng, seed);
     size_t sample = (size_t)g.h * g.w * g.c, nx = (size_t)g.n * sample, ny = (size_t)g.n * g.p * g.q * g.k;
     size_t nw = (size_t)g.k * g.r * g.s * g.c;
-    float *w = falloc(nw), *s = falloc(ny), *dx0 = falloc(sample), *a = falloc(nx), *b = falloc(nx);
+    float *w = tu_falloc(nw), *s = tu_falloc(ny), *dx0 = tu_falloc(sample), *a = tu_falloc(nx), *b = tu_falloc(nx);
     draw_dense(&rng, w, nw, 0.1);
     draw_dense(&rng, dx0, sample, 1.0);
     draw_sparse(&rng, s, ny, 0.1);
@@ -356,7 +346,7 @@ static void check_init(ConvGeom g, uint64_t seed) {
     assert_int_equal(sparse_from_dense(&sg, s), 0);
     sparse_conv_bwd_data(&sg, w, g, a);
     for (size_t i = 0; i < nx; i++) a[i] += dx0[i % sample];
-    double *want = dalloc(nx);
+    double *want = tu_dalloc(nx);
     to_double(a, want, nx);
     size_t allocs = mem_n_allocs();
     sparse_conv_bwd_data_init(&sg, w, g, dx0, b);
@@ -388,8 +378,8 @@ static void test_determinism(void **state) {
     rng_init(&rng, 77);
     ConvGeom g = sparse_geom(8, 64, 8, 8, 40, 3, 3, 1, 1);
     size_t nx = (size_t)g.n * g.h * g.w * g.c, ny = (size_t)g.n * g.p * g.q * g.k, nw = (size_t)g.k * g.r * g.s * g.c;
-    float *x = falloc(nx), *w = falloc(nw), *s = falloc(ny);
-    float *dx1 = falloc(nx), *dx2 = falloc(nx), *dw1 = falloc(nw), *dw2 = falloc(nw);
+    float *x = tu_falloc(nx), *w = tu_falloc(nw), *s = tu_falloc(ny);
+    float *dx1 = tu_falloc(nx), *dx2 = tu_falloc(nx), *dw1 = tu_falloc(nw), *dw2 = tu_falloc(nw);
     draw_dense(&rng, x, nx, 1.0);
     draw_dense(&rng, w, nw, 0.1);
     draw_sparse(&rng, s, ny, 0.1);

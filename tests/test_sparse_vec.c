@@ -34,16 +34,6 @@ static const ConvCase cases[] = {
     {"3x3 s1 p1 K=5 C=20", 2, 20, 5, 7, 5, 3, 3, 1, 1},
 };
 
-static float *falloc(size_t n) {
-    float *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
-static double *dalloc(size_t n) {
-    double *p = mem_calloc(n ? n : 1, sizeof *p);
-    assert_non_null(p);
-    return p;
-}
 
 /* A structured S (N,P,Q,K): each position active with probability density (all K channels,
  * normal values, never 0), else zero. Returns the number of active positions. */
@@ -99,10 +89,10 @@ static void run_case(const ConvCase *cc, double density, int threads, size_t byt
     const size_t rsc = (size_t)g.r * g.s * g.c, nw = (size_t)g.k * rsc;
     Rng rng;
     rng_init(&rng, seed);
-    float *sd = falloc(ny), *x = falloc(nx), *w = falloc(nw);
-    float *dx = falloc(nx), *dw = falloc(nw), *dx2 = falloc(nx), *dw2 = falloc(nw);
-    float *udx = falloc(nx), *udw = falloc(nw);
-    double *rdx = dalloc(nx), *rdw = dalloc(nw), *tmp = dalloc(nx > nw ? nx : nw);
+    float *sd = tu_falloc(ny), *x = tu_falloc(nx), *w = tu_falloc(nw);
+    float *dx = tu_falloc(nx), *dw = tu_falloc(nw), *dx2 = tu_falloc(nx), *dw2 = tu_falloc(nw);
+    float *udx = tu_falloc(nx), *udw = tu_falloc(nw);
+    double *rdx = tu_dalloc(nx), *rdw = tu_dalloc(nw), *tmp = tu_dalloc(nx > nw ? nx : nw);
     size_t active = draw_structured(&rng, sd, rows, g.k, density);
     for (size_t i = 0; i < nx; i++) x[i] = (float)rng_normal(&rng);
     for (size_t i = 0; i < nw; i++) w[i] = (float)(rng_normal(&rng) / sqrt((double)rsc));
@@ -183,7 +173,7 @@ static void test_data_init(void **state) {
     ConvGeom g = sparse_geom(4, 16, 9, 9, 32, 3, 3, 2, 1);
     size_t sample = (size_t)g.h * g.w * g.c, nx = (size_t)g.n * sample, rows = (size_t)g.n * g.p * g.q;
     size_t ny = rows * (size_t)g.k, nw = (size_t)g.k * g.r * g.s * g.c;
-    float *w = falloc(nw), *s = falloc(ny), *dx0 = falloc(sample), *a = falloc(nx), *b = falloc(nx);
+    float *w = tu_falloc(nw), *s = tu_falloc(ny), *dx0 = tu_falloc(sample), *a = tu_falloc(nx), *b = tu_falloc(nx);
     for (size_t i = 0; i < nw; i++) w[i] = (float)(0.1 * rng_normal(&rng));
     for (size_t i = 0; i < sample; i++) dx0[i] = (float)rng_normal(&rng);
     draw_structured(&rng, s, rows, g.k, 0.2);
@@ -194,7 +184,7 @@ static void test_data_init(void **state) {
     assert_int_equal(sparse_vec_workspace_init(&ws, (size_t)g.r * g.s * g.c, 2, 0), 0);
     sparse_vec_conv_bwd_data(&sg, w, g, &ws, a);
     for (size_t i = 0; i < nx; i++) a[i] += dx0[i % sample];
-    double *want = dalloc(nx);
+    double *want = tu_dalloc(nx);
     for (size_t i = 0; i < nx; i++) want[i] = a[i];
     sparse_vec_conv_bwd_data_init(&sg, w, g, &ws, dx0, b);
     assert_close_fd("vec bwd_data_init vs bwd_data + broadcast dx0", b, want, nx, 1e-6);

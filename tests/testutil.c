@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/mem.h"
+
 #define TU_REL(A, B)                                                                               \
     double maxd = 0, maxb = 0;                                                                     \
     size_t wi = 0;                                                                                 \
@@ -151,4 +153,16 @@ void tu_write_file(const char *path, const void *bytes, size_t n) {
     if (!f) fail_msg("cannot create %s: %s", path, strerror(errno));
     if (n) assert_int_equal(fwrite(bytes, 1, n, f), n);
     assert_int_equal(fclose(f), 0);
+}
+
+float *tu_falloc(size_t n) {
+    float *p = mem_calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+double *tu_dalloc(size_t n) {
+    double *p = mem_calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
 }

@@ -78,5 +78,9 @@ int tu_mkdtemp(char *dir, size_t cap, const char *prefix);
 int tu_rmtree(const char *path);
 /* Writes n bytes to path (created or truncated); fails the test on any error. */
 void tu_write_file(const char *path, const void *bytes, size_t n);
+/* Zeroed arrays of n floats / doubles (at least one element) from core/mem.h; fail the test when out of
+ * memory. Free with mem_free. */
+float *tu_falloc(size_t n);
+double *tu_dalloc(size_t n);
 
 #endif
