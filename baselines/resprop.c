@@ -394,8 +394,8 @@ static inline size_t resprop_mask_row(const float *restrict g, const float *rest
         __mmask16 lm = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, g + k0), _mm512_maskz_loadu_ps(lm, r + k0));
         __mmask16 keep = _mm512_mask_cmp_ps_mask(lm, _mm512_abs_ps(d), vt, _CMP_GT_OQ);
-        /* compress in registers, then a masked store: a compressing store straight to memory is about
-         * 8x slower on this machine's Zen 4 cores (measured) */
+        /* compress in registers, then a masked store: a compressing store straight to memory was
+         * several times slower on this machine's Zen 4 cores in a one-off microbenchmark */
         unsigned pc = (unsigned)__builtin_popcount((unsigned)keep);
         __mmask16 lo = (__mmask16)((1u << pc) - 1u);
         _mm512_mask_storeu_ps(val + cnt, lo, _mm512_maskz_compress_ps(keep, d));
