@@ -35,5 +35,6 @@ int cmd_imagenet_convert(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
 int cmd_schemes(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const CliCommand commands[] = {
     {"schemes", "list the sparsity schemes and their options", cmd_schemes},
     {"flops", "backward FLOP accounting of a model at a gradient density (no training)", cmd_flops},
     {"sim", "simulate the sparse backward of every conv layer on GSCN-sim against the GPU model", cmd_sim},
+    {"sweep", "run a grid of training runs from a sweep file, one record per point (resprop sweep --help)", cmd_sweep},
     {"bench", "measure speed against dense oneDNN: `bench step` (training step), `bench backward` (per conv layer)", cmd_bench},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
