@@ -107,6 +107,10 @@ static void sw_fmt_time(double s, char *buf, size_t cap) {
         snprintf(buf, cap, "?");
         return;
     }
+    if (s < 10) {
+        snprintf(buf, cap, "%.1fs", s);
+        return;
+    }
     long t = lround(s);
     if (t >= 86400) snprintf(buf, cap, "%ldd%02ldh%02ldm", t / 86400, t % 86400 / 3600, t % 3600 / 60);
     else if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t % 3600 / 60);

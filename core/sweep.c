@@ -453,7 +453,7 @@ static void sw_append_safe(char *buf, size_t cap, const char *v) {
     buf[l] = '\0';
 }
 
-static void sw_name_points(Sweep *s) {
+static int sw_name_points(Sweep *s) {
     int n = s->n_keys;
     int order[SW_MAX_KEYS], n_order = 0;
     int n_table = runconfig_table.n_keys;
@@ -496,14 +496,18 @@ static void sw_name_points(Sweep *s) {
         snprintf(p->name, sizeof p->name, "%s", name);
     }
     /* names that coincide (sanitised or cut values) get their point number */
-    for (int i = 0; i < s->n_points; i++) {
-        bool clash = false;
-        for (int j = 0; j < s->n_points && !clash; j++) clash = j != i && strcmp(s->points[i].name, s->points[j].name) == 0;
-        if (clash) {
+    bool *clash = mem_calloc((size_t)s->n_points + 1, sizeof *clash);
+    if (!clash) return ERR_NOMEM;
+    for (int i = 0; i < s->n_points; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->points[i].name, s->points[j].name) == 0) clash[i] = clash[j] = true;
+    for (int i = 0; i < s->n_points; i++)
+        if (clash[i]) {
             size_t l = strlen(s->points[i].name);
             snprintf(s->points[i].name + l, sizeof s->points[i].name - l, "_p%d", i + 1);
         }
-    }
+    mem_free(clash);
+    return 0;
 }
 
 int sweep_key_index(const Sweep *s, const char *key) {
@@ -522,7 +526,7 @@ void sweep_deinit(Sweep *s) {
     mem_free(s->points);
     for (int k = 0; k < s->n_keys; k++) mem_free(s->keys[k]);
     mem_free(s->keys);
-    for (int g = 0; g < s->n_grids; g++) mem_free(s->grid_names[g]);
+    for (int g = 0; s->grid_names && g < s->n_grids; g++) mem_free(s->grid_names[g]);
     mem_free(s->grid_names);
     memset(s, 0, sizeof *s);
 }
@@ -663,6 +667,9 @@ int sweep_load(Sweep *s, const char *path, int n_over, const char *const *over) 
             int n_it = 0;
             TRY(sw_split_list(sec->e[j].value, o, sec->e[j].key, &it, &n_it));
             for (int m = 0; m < n_it && rc == 0; m++) rc = sw_check_value(scratch, xs, sec->e[j].key, it[m], o);
+            if (rc && n_it > 1 && !strchr(sec->e[j].value, '"'))
+                log_msg(LOG_ERROR, "%s: (a grid value is a comma-separated list; an item holding a comma is written "
+                        "in double quotes: \"step:30,60\")", o);
             for (int m = 0; m < n_it; m++) mem_free(it[m]);
             mem_free(it);
             if (rc) goto fail;
@@ -751,7 +758,7 @@ int sweep_load(Sweep *s, const char *path, int n_over, const char *const *over) 
         if (!opts) FAIL(ERR_NOMEM, "sweep: out of memory");
         TRY(scheme_options(sch, opts, xs));
     }
-    sw_name_points(s);
+    if (sw_name_points(s)) FAIL(ERR_NOMEM, "sweep: out of memory");
 fail:
     if (items)
         for (int j = 0; j <= max_keys; j++) {
