@@ -65,5 +65,61 @@ expect 2 "density" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --de
 expect 2 "preset" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1
 expect 2 "pattern" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1 --preset gscn-small \
     --pattern striped
+# resprop sweep: a tiny synthetic sweep (lenet5 on 1x16x16 images, well under a second per point)
+sw=$tmp/sweep
+mkdir -p "$sw"
+cat >"$sw/tiny.ini" <<'EOF'
+[sweep]
+name = tiny
+[base]
+dataset = synthetic
+synthetic-shape = 1x16x16
+synthetic-train = 64
+synthetic-test = 32
+model = lenet5
+epochs = 2
+batch = 16
+scheme.warmup = none ; dropped for the schemes without this option
+[grid dense]
+scheme = dense
+seed = 1, 2
+[grid schemes]
+scheme = resprop, random
+reuse = 0.5
+EOF
+expect 0 "usage" -- "$bin" sweep --help
+expect 0 "tiny: 4 points" -- "$bin" sweep "$sw/tiny.ini" --dry-run --runs-dir "$sw/runs"
+for name in dense_seed-1 dense_seed-2 resprop_reuse-0.5 random_reuse-0.5; do
+    grep -q " $name  *new " "$tmp/out" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: sweep dry-run lacks $name"; }
+done
+[ ! -e "$sw/runs" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: sweep --dry-run wrote files"; }
+expect 0 "4 done, 0 skipped" -- "$bin" sweep "$sw/tiny.ini" -j 2 --runs-dir "$sw/runs"
+n=$(ls "$sw/runs/tiny/" | grep '\.h5$' | grep -vc '\.ckpt\.h5$')
+[ "$n" -eq 4 ] && [ -z "$(ls "$sw/runs/tiny/" | grep '\.part$\|\.tmp$')" ] && [ -s "$sw/runs/tiny/resprop_reuse-0.5.log" ] &&
+    grep -q '^scheme.warmup = none' "$sw/runs/tiny/resprop_reuse-0.5.ini" && ! grep -q '^scheme.warmup' "$sw/runs/tiny/random_reuse-0.5.ini" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: sweep records ($n of 4)"; }
+expect 0 "0 done, 4 skipped" -- "$bin" sweep "$sw/tiny.ini" -j 2 --runs-dir "$sw/runs"
+# an interrupted point (record not complete, checkpoint present) is resumed, not restarted
+mv "$sw/runs/tiny/dense_seed-2.h5" "$sw/runs/tiny/dense_seed-2.h5.part"
+expect 0 "resume dense_seed-2" -- "$bin" sweep "$sw/tiny.ini" --runs-dir "$sw/runs"
+[ -f "$sw/runs/tiny/dense_seed-2.h5" ] && [ ! -e "$sw/runs/tiny/dense_seed-2.h5.part" ] &&
+    grep -q "resuming" "$sw/runs/tiny/dense_seed-2.log" && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: sweep resume"; }
+# an impossible grid value is rejected before anything runs; a failing point is reported, the rest run
+sed 's/^reuse = 0.5$/reuse = 0.5, 2/; s/^name = tiny$/name = bad/' "$sw/tiny.ini" >"$sw/bad.ini"
+expect 2 "bad.ini:17 \[grid schemes\]: key 'reuse' value '2'" -- "$bin" sweep "$sw/bad.ini" --runs-dir "$sw/runs"
+[ ! -e "$sw/runs/bad" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: sweep ran a bad file"; }
+sed 's/^name = tiny$/name = broken/' "$sw/tiny.ini" >"$sw/broken.ini"
+printf '[grid broken]\ndataset = cifar10\ndata-dir = %s/no-such-dir\n' "$sw" >>"$sw/broken.ini"
+expect 1 "failed: cifar10_data-dir-" -- "$bin" sweep "$sw/broken.ini" -j 2 --runs-dir "$sw/runs"
+n=$(ls "$sw/runs/broken/" | grep '\.h5$' | grep -vc '\.ckpt\.h5$')
+grep -q "no-such-dir" "$tmp/out" && [ "$n" -eq 4 ] && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: sweep with a failing point ($n of 4 records)"; }
+expect 2 "missing.ini" -- "$bin" sweep "$sw/missing.ini"
+printf '[sweep]\nname = x\n' >"$sw/nogrid.ini"
+expect 2 "no \[grid\]" -- "$bin" sweep "$sw/nogrid.ini"
+printf 'just some text\n' >"$sw/notini.ini"
+expect 2 "syntax error" -- "$bin" sweep "$sw/notini.ini"
+expect 2 "value '500'" -- "$bin" sweep "$sw/tiny.ini" --dry-run --lr=500
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
