@@ -392,7 +392,10 @@ static int sw_measure(SwMeasure *m, const char *tmpdir, int idx) {
     snprintf(batch, sizeof batch, "%d", m->batch);
     snprintf(threads, sizeof threads, "%d", m->threads);
     snprintf(classes, sizeof classes, "%d", m->classes);
-    snprintf(reuse, sizeof reuse, "%.17g", m->reuse);
+    for (int prec = 15; prec <= 17; prec++) { /* the shortest text that reads back as the same number */
+        snprintf(reuse, sizeof reuse, "%.*g", prec, m->reuse);
+        if (strtod(reuse, NULL) == m->reuse) break;
+    }
     bool dense = strcmp(m->scheme, "dense") == 0;
     /* the sparse backend's time depends on the density, which its controller reaches after a few steps */
     const char *warmup = !dense && strcmp(m->backend, "sparse") == 0 ? "10" : "2";
