@@ -42,7 +42,10 @@ typedef struct {
     const char **over; /* "KEY=VALUE" */
 } SweepArgs;
 
-typedef enum { PT_NEW, PT_RESUME, PT_DONE } PointState;
+/* PT_STALE: a record or checkpoint exists but was made with another configuration (its POINT.ini
+ * differs from the point's, threads and data-dir aside): the point is neither skipped nor resumed. */
+typedef enum { PT_NEW, PT_RESUME, PT_DONE, PT_STALE } PointState;
+static const char *const state_name[] = {"new", "resume", "done", "stale"};
 
 static void sweep_usage(FILE *f) {
     fprintf(f,
@@ -122,13 +125,65 @@ static void sw_point_base(const char *dir, const char *point, char *buf, size_t 
     snprintf(buf, cap, "%.*s/%.*s", SW_DIR_MAX, dir, SWEEP_NAME_MAX, point);
 }
 
-static PointState sw_state(const char *base) {
+/* text without its "threads =" and "data-dir =" lines into out (cap bytes): the thread count may change
+ * with -j, and a dataset may move between invocations. */
+static void sw_strip_volatile(const char *text, char *out, size_t cap) {
+    size_t n = 0;
+    for (const char *line = text; *line && n + 1 < cap;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) + 1 : strlen(line);
+        if (strncmp(line, "threads =", 9) != 0 && strncmp(line, "data-dir =", 10) != 0) {
+            if (n + len >= cap) len = cap - n - 1;
+            memcpy(out + n, line, len);
+            n += len;
+        }
+        line += len;
+    }
+    out[n] = '\0';
+}
+
+/* Whether the stored POINT.ini (if any) holds the configuration `text`; on a difference, *line gets
+ * the first stored line that differs. */
+static bool sw_same_config(const char *base, const char *text, char *line, size_t cap) {
+    char ini[SW_PATH_MAX + 16];
+    snprintf(ini, sizeof ini, "%s.ini", base);
+    FILE *f = fopen(ini, "r");
+    if (!f) return true; /* a record made without the sweep: nothing to compare */
+    char *old = mem_alloc(SW_TEXT_MAX), *a = mem_alloc(SW_TEXT_MAX), *b = mem_alloc(SW_TEXT_MAX);
+    bool same = true;
+    if (old && a && b) {
+        size_t n = fread(old, 1, SW_TEXT_MAX - 1, f);
+        old[n] = '\0';
+        sw_strip_volatile(old, a, SW_TEXT_MAX);
+        sw_strip_volatile(text, b, SW_TEXT_MAX);
+        same = strcmp(a, b) == 0;
+        if (!same) {
+            const char *p = a, *q = b;
+            while (*p && *p == *q) p++, q++;
+            while (p > a && p[-1] != '\n') p--;
+            size_t l = strcspn(p, "\n");
+            snprintf(line, cap, "%.*s", (int)(l < 200 ? l : 200), p);
+        }
+    }
+    fclose(f);
+    mem_free(old);
+    mem_free(a);
+    mem_free(b);
+    return same;
+}
+
+/* The state of a point from its files; text (its configuration as INI) detects a stale record. */
+static PointState sw_state(const char *base, const char *text, char *why, size_t cap) {
     char p[SW_PATH_MAX + 16];
     snprintf(p, sizeof p, "%s.h5", base);
-    if (sw_exists(p)) return PT_DONE;
-    snprintf(p, sizeof p, "%s.ckpt.h5", base);
-    if (sw_exists(p)) return PT_RESUME;
-    return PT_NEW;
+    PointState st = PT_NEW;
+    if (sw_exists(p)) st = PT_DONE;
+    else {
+        snprintf(p, sizeof p, "%s.ckpt.h5", base);
+        if (sw_exists(p)) st = PT_RESUME;
+    }
+    if (st != PT_NEW && !sw_same_config(base, text, why, cap)) st = PT_STALE;
+    return st;
 }
 
 /* The point's configuration with the sweep's threads and record path. */
@@ -139,6 +194,17 @@ static int sw_point_cfg(const Sweep *s, int i, int threads, const char *base, Ru
     char rec[SW_PATH_MAX + 8];
     snprintf(rec, sizeof rec, "%s.h5", base);
     TRY(config_set(&runconfig_table, cfg, extra, "out", rec, "sweep"));
+fail:
+    return rc;
+}
+
+/* The point's configuration (as sw_point_cfg) as INI text in text (SW_TEXT_MAX bytes). */
+static int sw_point_text(const Sweep *s, int i, int threads, const char *base, RunConfig *cfg, CfgExtra *extra,
+                         char *text) {
+    int rc = 0;
+    TRY(sw_point_cfg(s, i, threads, base, cfg, extra));
+    if (config_to_text(&runconfig_table, cfg, extra, text, SW_TEXT_MAX) < 0)
+        FAIL(ERR_NOMEM, "sweep: the configuration of %s does not fit in %d bytes", s->points[i].name, SW_TEXT_MAX);
 fail:
     return rc;
 }
@@ -305,16 +371,19 @@ static int sw_dry_run(const Sweep *s, const char *dir, int threads) {
     int rc = 0;
     RunConfig *cfg = mem_calloc(1, sizeof *cfg), *def = mem_calloc(1, sizeof *def);
     CfgExtra *extra = mem_calloc(1, sizeof *extra);
-    if (!cfg || !def || !extra) FAIL(ERR_NOMEM, "sweep: out of memory");
+    char *text = mem_alloc(SW_TEXT_MAX);
+    if (!cfg || !def || !extra || !text) FAIL(ERR_NOMEM, "sweep: out of memory");
     TRY(config_defaults(&runconfig_table, def));
     printf("sweep %s: %d points, records in %s/\n", s->name, s->n_points, dir);
     if (s->n_duplicates) printf("(%d duplicate points dropped)\n", s->n_duplicates);
-    static const char *const state_name[] = {"new", "resume", "done"};
+    int n_stale = 0;
     for (int i = 0; i < s->n_points; i++) {
-        char base[SW_PATH_MAX];
+        char base[SW_PATH_MAX], why[256];
         sw_point_base(dir, s->points[i].name, base, sizeof base);
-        TRY(sw_point_cfg(s, i, threads, base, cfg, extra));
-        printf("%3d %-40s %-6s", i + 1, s->points[i].name, state_name[sw_state(base)]);
+        TRY(sw_point_text(s, i, threads, base, cfg, extra, text));
+        PointState st = sw_state(base, text, why, sizeof why);
+        n_stale += st == PT_STALE;
+        printf("%3d %-40s %-6s", i + 1, s->points[i].name, state_name[st]);
         for (int k = 0; k < runconfig_table.n_keys; k++) {
             const char *key = runconfig_table.keys[k].name;
             if (strcmp(key, "out") == 0) continue;
@@ -327,10 +396,14 @@ static int sw_dry_run(const Sweep *s, const char *dir, int threads) {
         printf("\n");
     }
     printf("(keys not shown have their defaults: resprop train --help)\n");
+    if (n_stale)
+        printf("(stale: a record or checkpoint made with another configuration than the point's now; the sweep "
+               "reports these points as failed until their files are moved away)\n");
 fail:
     mem_free(cfg);
     mem_free(def);
     mem_free(extra);
+    mem_free(text);
     return rc;
 }
 
@@ -463,12 +536,13 @@ static int sw_estimate(const Sweep *s, const char *dir, int threads, int jobs) {
     int rc = 0;
     RunConfig *cfg = mem_calloc(1, sizeof *cfg);
     CfgExtra *extra = mem_calloc(1, sizeof *extra);
+    char *text = mem_alloc(SW_TEXT_MAX);
     SwMeasure *ms = mem_calloc((size_t)s->n_points + 1, sizeof *ms);
     int *which = mem_calloc((size_t)s->n_points + 1, sizeof *which);
     char tmpdir[] = "/tmp/resprop-estimate-XXXXXX";
     bool have_tmp = false;
     int n_ms = 0;
-    if (!cfg || !extra || !ms || !which) FAIL(ERR_NOMEM, "sweep: out of memory");
+    if (!cfg || !extra || !text || !ms || !which) FAIL(ERR_NOMEM, "sweep: out of memory");
     if (!mkdtemp(tmpdir)) FAIL(ERR_IO, "estimate: cannot create a temporary directory: %s", strerror(errno));
     have_tmp = true;
     /* the distinct measurements: scheme points first so dense points can share their dense time */
@@ -512,9 +586,9 @@ static int sw_estimate(const Sweep *s, const char *dir, int threads, int jobs) {
     double total = 0, remaining = 0;
     bool assumed = false;
     for (int i = 0; i < s->n_points; i++) {
-        char base[SW_PATH_MAX];
+        char base[SW_PATH_MAX], why[256];
         sw_point_base(dir, s->points[i].name, base, sizeof base);
-        TRY(sw_point_cfg(s, i, threads, base, cfg, extra));
+        TRY(sw_point_text(s, i, threads, base, cfg, extra, text));
         SwData d;
         sw_data_of(cfg, &d);
         assumed |= d.assumed_size;
@@ -523,12 +597,11 @@ static int sw_estimate(const Sweep *s, const char *dir, int threads, int jobs) {
         long spe = d.n_train / cfg->batch, test_batches = (d.n_test + cfg->batch - 1) / cfg->batch;
         /* a test batch is a forward pass: about a third of a training step (forward + backward x 2) */
         double sec = cfg->epochs * (spe * step_ms + test_batches * step_ms / 3) / 1000;
-        PointState stt = sw_state(base);
+        PointState stt = sw_state(base, text, why, sizeof why);
         total += sec;
         if (stt != PT_DONE) remaining += sec;
         char t[32];
         sw_fmt_time(sec, t, sizeof t);
-        static const char *const state_name[] = {"new", "resume", "done"};
         printf("%-40s %-6s %-10s %9s %7d %10.1f %10s\n", s->points[i].name, state_name[stt], m->model, m->input,
                cfg->batch, step_ms, t);
     }
@@ -547,6 +620,7 @@ fail:
     mem_free(extra);
     mem_free(ms);
     mem_free(which);
+    mem_free(text);
     return rc;
 }
 
@@ -601,9 +675,18 @@ static int sw_run(const Sweep *s, const char *dir, int threads, int jobs) {
     while (next < s->n_points || p.running > 0) {
         while (next < s->n_points && p.running < jobs) {
             int i = next++;
-            char base[SW_PATH_MAX], path[SW_PATH_MAX + 16], logp[SW_PATH_MAX + 16], ini[SW_PATH_MAX + 16];
+            char base[SW_PATH_MAX], path[SW_PATH_MAX + 16], logp[SW_PATH_MAX + 16], ini[SW_PATH_MAX + 16], why[256];
             sw_point_base(dir, s->points[i].name, base, sizeof base);
-            PointState st = sw_state(base);
+            TRY(sw_point_text(s, i, threads, base, cfg, extra, text));
+            PointState st = sw_state(base, text, why, sizeof why);
+            if (st == PT_STALE) {
+                p.failed++;
+                failed[i] = 1;
+                codes[i] = -2;
+                fprintf(stderr, "sweep: FAILED %s: its record or checkpoint was made with another configuration "
+                        "(%s.ini has '%s'); move %s.* away to run it again\n", s->points[i].name, base, why, base);
+                continue;
+            }
             if (st == PT_DONE) {
                 p.skipped++;
                 fprintf(stderr, "sweep: skip %s (complete record %s.h5)\n", s->points[i].name, base);
@@ -620,10 +703,6 @@ static int sw_run(const Sweep *s, const char *dir, int threads, int jobs) {
                 argv[n++] = "--resume";
                 argv[n++] = path;
             } else {
-                TRY(sw_point_cfg(s, i, threads, base, cfg, extra));
-                if (config_to_text(&runconfig_table, cfg, extra, text, SW_TEXT_MAX) < 0)
-                    FAIL(ERR_NOMEM, "sweep: the configuration of %s does not fit in %d bytes", s->points[i].name,
-                         SW_TEXT_MAX);
                 TRY(sw_write_file(ini, text));
                 snprintf(path, sizeof path, "%s.h5.part", base);
                 unlink(path); /* a run killed before its first checkpoint starts over */
@@ -698,7 +777,12 @@ static int sw_run(const Sweep *s, const char *dir, int threads, int jobs) {
     printf("sweep %s: %d points in %s: %d done, %d skipped (complete records), %d failed\n", s->name, s->n_points, t,
            p.done, p.skipped, p.failed);
     for (int i = 0; i < s->n_points; i++)
-        if (failed[i]) printf("  failed: %s (exit %d, log %s/%s.log)\n", s->points[i].name, codes[i], dir, s->points[i].name);
+        if (failed[i] && codes[i] == -2)
+            printf("  failed: %s (stale: its files were made with another configuration)\n", s->points[i].name);
+        else if (failed[i] && codes[i] == -1)
+            printf("  failed: %s (could not be started)\n", s->points[i].name);
+        else if (failed[i])
+            printf("  failed: %s (exit %d, log %s/%s.log)\n", s->points[i].name, codes[i], dir, s->points[i].name);
     printf("records: %s/\n", dir);
     if (p.failed) rc = ERR_NUMERIC; /* reported as "run failed" */
 fail:

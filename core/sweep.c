@@ -556,7 +556,8 @@ int sweep_load(Sweep *s, const char *path, int n_over, const char *const *over) 
     int *n_items = NULL, *idx = NULL, *gkey = NULL;
     char **gorigin = NULL;
     bool *used = NULL;
-    const char **first_origin = NULL;
+    char **first_origin = NULL; /* (n_keys) owned copies: where each scheme option was first set */
+    char **base_origin = NULL;  /* (n_keys) owned: "FILE:LINE [base]" of the keys [base] sets */
     void *opts = NULL;
     int max_keys = 0;
     char origin[SW_ORIGIN_MAX];
@@ -621,7 +622,8 @@ int sweep_load(Sweep *s, const char *path, int n_over, const char *const *over) 
     defaults = mem_calloc((size_t)nk, sizeof *defaults);
     used = mem_calloc((size_t)nk, sizeof *used);
     first_origin = mem_calloc((size_t)nk, sizeof *first_origin);
-    if (!base || !vals || !defaults || !used || !first_origin) FAIL(ERR_NOMEM, "sweep: out of memory");
+    base_origin = mem_calloc((size_t)nk, sizeof *base_origin);
+    if (!base || !vals || !defaults || !used || !first_origin || !base_origin) FAIL(ERR_NOMEM, "sweep: out of memory");
     TRY(config_defaults(&runconfig_table, scratch)); /* the checks above changed it */
     for (int k = 0; k < runconfig_table.n_keys; k++) {
         char text[CFG_STR_MAX];
@@ -639,6 +641,8 @@ int sweep_load(Sweep *s, const char *path, int n_over, const char *const *over) 
             int k = sweep_key_index(s, e->key);
             ASSERT(k >= 0);
             base[k].value = e->value;
+            if (!(base_origin[k] = mem_strdup(o))) FAIL(ERR_NOMEM, "sweep: out of memory");
+            base[k].origin = base_origin[k];
             if (strcmp(e->key, "threads") == 0) s->threads_set = true;
         }
     }
@@ -719,7 +723,8 @@ int sweep_load(Sweep *s, const char *path, int n_over, const char *const *over) 
             if (!opts) FAIL(ERR_NOMEM, "sweep: out of memory");
             for (int k = runconfig_table.n_keys; k < nk; k++) {
                 if (!vals[k].value) continue;
-                if (!first_origin[k]) first_origin[k] = vals[k].origin;
+                if (!first_origin[k] && !(first_origin[k] = mem_strdup(vals[k].origin)))
+                    FAIL(ERR_NOMEM, "sweep: out of memory");
                 if (!sw_scheme_takes(sch, s->keys[k])) {
                     vals[k].value = NULL;
                     vals[k].from_grid = false;
@@ -782,7 +787,10 @@ fail:
     mem_free(base);
     mem_free(vals);
     mem_free(used);
+    for (int k = 0; first_origin && k < s->n_keys; k++) mem_free(first_origin[k]);
     mem_free(first_origin);
+    for (int k = 0; base_origin && k < s->n_keys; k++) mem_free(base_origin[k]);
+    mem_free(base_origin);
     mem_free(opts);
     mem_free(scratch);
     mem_free(xs);

@@ -105,6 +105,9 @@ expect 0 "resume dense_seed-2" -- "$bin" sweep "$sw/tiny.ini" --runs-dir "$sw/ru
 [ -f "$sw/runs/tiny/dense_seed-2.h5" ] && [ ! -e "$sw/runs/tiny/dense_seed-2.h5.part" ] &&
     grep -q "resuming" "$sw/runs/tiny/dense_seed-2.log" && pass=$((pass + 1)) ||
     { fail=$((fail + 1)); echo "FAIL: sweep resume"; }
+# a record made with another configuration (here: epochs) is neither skipped nor resumed
+sed 's/^epochs = 2$/epochs = 3/' "$sw/tiny.ini" >"$sw/tiny3.ini"
+expect 1 "stale" -- "$bin" sweep "$sw/tiny3.ini" --runs-dir "$sw/runs"
 # an impossible grid value is rejected before anything runs; a failing point is reported, the rest run
 sed 's/^reuse = 0.5$/reuse = 0.5, 2/; s/^name = tiny$/name = bad/' "$sw/tiny.ini" >"$sw/bad.ini"
 expect 2 "bad.ini:17 \[grid schemes\]: key 'reuse' value '2'" -- "$bin" sweep "$sw/bad.ini" --runs-dir "$sw/runs"
