@@ -223,6 +223,7 @@ static void test_errors(void **state) {
         {"[sweep]\nname = x\nfoo = 1\n[grid]\n", "unknown key 'foo'"},
         {"[sweep]\nname = x\n[grid]\nscheme = dense, meprop\nscheme.margin = 0.1\n", "no point's scheme takes option 'margin'"},
         {"[sweep]\nname = x\n[grid]\nscheme = resprop\nscheme.margin = 0.1, 7\n", "s.ini:5 [grid]"},
+        {"[sweep]\nname = x\n[base]\nscheme.margin = 7\n[grid]\nscheme = resprop\n", "s.ini:4 [base]: key 'margin'"},
         {"[sweep]\nname = x\n[grid]\nout = a.h5\n", "key 'out': set by the sweep"},
         {"[sweep]\nname = x\n[base]\nresume = a.h5\n[grid]\n", "key 'resume': set by the sweep"},
         {"[sweep]\nname = x\n[grid]\nseed = 1,,2\n", "empty item"},
