@@ -258,7 +258,7 @@ static pid_t sw_spawn(char *const *argv, const char *log_path, bool append) {
         return -1;
     }
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t parent = getpid(), pid = fork();
     if (pid < 0) {
         log_msg(LOG_ERROR, "sweep: fork failed: %s", strerror(errno));
         close(fd);
@@ -266,6 +266,7 @@ static pid_t sw_spawn(char *const *argv, const char *log_path, bool append) {
     }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* a killed sweep takes its runs with it (they resume later) */
+        if (getppid() != parent) _exit(127); /* the sweep died before prctl */
         if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) _exit(127);
         execv("/proc/self/exe", argv);
         static const char msg[] = "sweep: cannot execute /proc/self/exe\n";
