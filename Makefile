@@ -76,10 +76,14 @@ test: deps
 
 bench: all
 
-# Until the reproduce pipeline (sweeps, report, plots) exists: a short real dense training run.
+# The main job (bench/reproduce.sh, REPRODUCE.md): SCALE=smoke|default|paper, JOBS=N points in parallel;
+# SCALE=paper also takes CIFAR10=DIR CIFAR100=DIR IMAGENET=DIR (or PAPER_SETS="cifar10 ...").
+SCALE ?= default
+JOBS ?= 2
 reproduce: deps
 	@$(MAKE) --no-print-directory all
-	sh bench/reproduce.sh $(BUILD)/resprop
+	SCALE='$(SCALE)' JOBS='$(JOBS)' CIFAR10='$(CIFAR10)' CIFAR100='$(CIFAR100)' IMAGENET='$(IMAGENET)' \
+	  PAPER_SETS='$(PAPER_SETS)' sh bench/reproduce.sh $(BUILD)/resprop
 
 clean:
 	rm -rf build build-address build-undefined

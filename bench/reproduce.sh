@@ -1,46 +1,122 @@
 #!/bin/sh
-# The main job. Until the reproduce pipeline (sweeps, report, plots: a later issue) exists, this
-# runs what the harness can already do for real: the model tables of the paper's networks, their
-# backward FLOP accounting at RS 0.9, a dense training run on Fashion-MNIST with its HDF5 record and
-# exported series, the dense step benchmark, and the CPU sparse backend against dense oneDNN (per
-# conv layer and whole step, resnet20; the resnet18 figures of REPRODUCE.md take a few minutes more:
-# the commands are there). The scheme comparison (bench/ablation.sh) takes about an hour and is not
-# part of this default yet.
-# A training point whose complete record exists is not run again (delete it to rerun).
+# The main job (`make reproduce`): training sweeps, FLOP accounting, GSCN-sim, CPU benchmarks, then the
+# report (tables) and the figures, all from records made on this machine. REPRODUCE.md explains each
+# result and gives the commands one by one.
+#
+# usage: bench/reproduce.sh [BIN]
+# environment (the Makefile passes them through):
+#   SCALE=smoke|default|paper   smoke: the whole pipeline on tiny runs (minutes; numbers are not results)
+#                               default: Fashion-MNIST, sized for under 45 minutes on 2 cores
+#                               paper: the paper's CIFAR-10/100 and ImageNet settings (days to weeks)
+#   JOBS=N                      training points run in parallel (threads divided between them; default 2)
+#   CIFAR10=DIR CIFAR100=DIR IMAGENET=DIR   SCALE=paper: dataset directories (all three required,
+#                               unless PAPER_SETS lists the ones to run, e.g. PAPER_SETS="cifar10")
+# Records go to results/runs/SCALE/, tables and figures to results/ (default), results/smoke/ or
+# results/paper-scale/. A record that is complete is never made again: a killed pipeline resumes.
 set -eu
 bin=${1:-build/resprop}
-runs=results/runs
-mkdir -p "$runs"
-"$bin" version
-for spec in "resnet18 3x224x224 1000" "resnet34 3x224x224 1000" "resnet50 3x224x224 1000" \
-            "vgg16 3x224x224 1000" "resnet18 3x32x32 10" "resnet20 3x32x32 10"; do
-    set -- $spec
-    "$bin" model --model "$1" --input "$2" --classes "$3" | tail -n 1 | sed "s/^/$1 $2: /"
-done
-echo "== backward FLOP accounting at density 0.10 (RS 0.9), ImageNet shapes, batch 256 (paper: 10x, 2.7x)"
-for model in resnet18 resnet34 resnet50 vgg16; do
-    "$bin" flops --model "$model" --input 3x224x224 --batch 256 --density 0.1 | grep -E "^(backward|overall)" |
-        sed "s/^/$model: /"
-done
-rec=$runs/reproduce-lenet5-fmnist.h5
-echo "== dense training: lenet5 on Fashion-MNIST, 3 epochs, the defaults of resprop train"
-if [ -f "$rec" ]; then
-    echo "$rec exists (complete): not run again; its checkpoint evaluates to:"
-    "$bin" eval --checkpoint "${rec%.h5}.ckpt.h5"
-elif [ -f "${rec%.h5}.ckpt.h5" ]; then
-    echo "resuming the interrupted run $rec.part from its checkpoint"
-    "$bin" train --resume "$rec"
-else
-    rm -f "$rec.part"
-    "$bin" train --model lenet5 --dataset fmnist --epochs 3 --log-every 100 --out "$rec"
+scale=${SCALE:-default}
+jobs=${JOBS:-2}
+start=$(date +%s)
+
+case $scale in
+smoke) out=results/smoke ;;
+default) out=results ;;
+paper) out=results/paper-scale ;;
+*)
+    echo "reproduce: SCALE must be smoke, default or paper (got '$scale')" >&2
+    exit 2
+    ;;
+esac
+root=results/runs/$scale
+
+stage() { echo "== [$(($(date +%s) - start)) s] $*"; }
+
+# SCALE=paper: every dataset directory is checked before anything runs.
+paper_configs=""
+if [ "$scale" = paper ]; then
+    sets=${PAPER_SETS:-cifar10 cifar100 imagenet}
+    bad=0
+    for s in $(echo "$sets" | tr ',' ' '); do
+        case $s in
+        cifar10) dir=${CIFAR10:-} var=CIFAR10 ;;
+        cifar100) dir=${CIFAR100:-} var=CIFAR100 ;;
+        imagenet) dir=${IMAGENET:-} var=IMAGENET ;;
+        *)
+            echo "reproduce: PAPER_SETS: unknown dataset '$s' (expected cifar10, cifar100, imagenet)" >&2
+            exit 2
+            ;;
+        esac
+        if [ -z "$dir" ]; then
+            echo "reproduce: SCALE=paper needs $var=DIR (the $s dataset directory; see REPRODUCE.md)," \
+                "or PAPER_SETS listing only the datasets you have" >&2
+            bad=1
+        elif [ ! -d "$dir" ]; then
+            echo "reproduce: $var=$dir: no such directory (expected the $s dataset files)" >&2
+            bad=1
+        fi
+        paper_configs="$paper_configs $s:$dir"
+    done
+    [ "$bad" -eq 0 ] || exit 2
 fi
-"$bin" export "$rec" --out results/export/reproduce-lenet5-fmnist
-echo "== dense training step, resnet20 3x32x32 batch 128"
-rm -f "$runs/bench-step-resnet20.h5"
-"$bin" bench step --model resnet20 --input 3x32x32 --batch 128 --steps 10 --out "$runs/bench-step-resnet20.h5"
-echo "== ReSprop on the CPU sparse backend against dense oneDNN, resnet20 3x32x32 batch 128 (f32, 2 threads)"
-rm -f "$runs/bench-backward-resnet20.h5" "$runs/bench-step-resnet20-sparse.h5"
-"$bin" bench backward --model resnet20 --batch 128 --density 0.05,0.1 --steps 5 \
-    --out "$runs/bench-backward-resnet20.h5" | grep -E "^(density|model|sparse| +all conv|by class|break-even)"
-"$bin" bench step --model resnet20 --batch 128 --scheme resprop --reuse 0.9 --scheme.margin=0 --backend sparse \
-    --steps 10 --out "$runs/bench-step-resnet20-sparse.h5"
+
+mkdir -p "$root" "$out"
+"$bin" version
+
+stage "training sweep (SCALE=$scale, $jobs points in parallel)"
+sweep_failed=0
+if [ "$scale" = paper ]; then
+    for spec in $paper_configs; do
+        set=${spec%%:*} dir=${spec#*:}
+        cfg=bench/configs/paper-$set.ini
+        "$bin" sweep "$cfg" --runs-dir "$root" --data-dir="$dir" --estimate -j "$jobs"
+        "$bin" sweep "$cfg" --runs-dir "$root" --data-dir="$dir" -j "$jobs" || sweep_failed=1
+    done
+else
+    "$bin" sweep "bench/configs/$scale.ini" --runs-dir "$root" -j "$jobs" || sweep_failed=1
+fi
+
+stage "backward FLOP accounting at density 0.10 (RS 0.9): the paper's 10x and 2.7x"
+mkdir -p "$root/flops"
+for spec in "resnet18 3x224x224 256" "resnet34 3x224x224 256" "resnet50 3x224x224 256" "vgg16 3x224x224 256" \
+    "resnet18 3x32x32 128" "resnet34 3x32x32 128" "vgg16 3x32x32 128" "resnet20 1x28x28 128"; do
+    set -- $spec
+    rec=$root/flops/$1-$(echo "$2" | cut -dx -f2)px-b$3.h5
+    [ -f "$rec" ] || "$bin" flops --model "$1" --input "$2" --batch "$3" --density 0.1 --out "$rec" |
+        grep -E '^(backward|overall)' | sed "s/^/$1 $2 batch $3: /"
+done
+
+stage "GSCN-sim (the harness's own accelerator model) against the GTX 1080 Ti model, and its sensitivity"
+mkdir -p "$root/sim"
+for model in resnet34 vgg16; do
+    rec=$root/sim/$model-d0.1.h5
+    [ -f "$rec" ] || "$bin" sim --model "$model" --input 3x224x224 --batch 64 --density 0.1 \
+        --preset gscn-iso-1080ti --out "$rec" | tail -n 2
+done
+if [ -f bench/sim_sensitivity.sh ]; then
+    sh bench/sim_sensitivity.sh "$bin" "$root/sim/sensitivity"
+fi
+
+stage "CPU sparse backend against dense oneDNN (f32, 2 threads; timed alone, after the sweep)"
+mkdir -p "$root/bench"
+steps=5
+[ "$scale" = smoke ] && steps=2
+models="resnet20"
+[ "$scale" = smoke ] || models="resnet20 resnet18"
+for model in $models; do
+    rec=$root/bench/backward-$model.h5
+    [ -f "$rec" ] || "$bin" bench backward --model "$model" --batch 128 --density 0.05,0.1 --steps "$steps" \
+        --out "$rec" | grep -E "^( +all conv|by class)"
+    rec=$root/bench/step-$model-sparse.h5
+    [ -f "$rec" ] || "$bin" bench step --model "$model" --batch 128 --scheme resprop --reuse 0.9 --scheme.margin=0 \
+        --backend sparse --steps $((steps * 2)) --out "$rec" | tail -n 3
+done
+
+stage "report: tables and figures from the records under $root"
+"$bin" report "$root" --out "$out"
+
+stage "done in $(($(date +%s) - start)) s"
+if [ "$sweep_failed" -ne 0 ]; then
+    echo "reproduce: some training points failed (their logs are listed above); the tables mark what is missing" >&2
+    exit 1
+fi
