@@ -771,9 +771,11 @@ static int fig_layers(Ctx *cx, const char *dir, const char *name, const char *ti
     TRY(dat_open(&d, dir, name, title, pick >= 0 ? foot : "no resprop training run"));
     if (ref) fprintf(d.f, "%s\n", ref);
     if (pick >= 0) {
+        bool has_layers;
         run_path(rep, &rep->runs[pick], path, sizeof path);
         TRY(h5reader_open(&rd, path));
-        TRY(h5reader_list_groups(rd, "/layers", &groups, &ng));
+        TRY(h5reader_has(rd, "/layers", NULL, &has_layers));
+        if (has_layers) TRY(h5reader_list_groups(rd, "/layers", &groups, &ng));
         for (int l = 0; l < ng; l++) {
             bool yes;
             sfmt(grp, sizeof grp, "/layers/%s/scheme", groups[l]);
@@ -1020,6 +1022,20 @@ fail:
     return rc;
 }
 
+/* A figure whose records could not be read (a record that scanned fine but lacks a per-layer
+ * dataset, say) does not stop the report: its data file says so, and so does tables.md. */
+static int fig_guard(Ctx *cx, const char *dir, const char *name, int rc, FILE *paths) {
+    if (rc == 0 || rc == ERR_NOMEM || rc == ERR_IO) return rc;
+    char miss[512];
+    Dat d;
+    sfmt(miss, sizeof miss, "%s: reading its records failed (%s; the error above names the record)", name, err_str(rc));
+    log_msg(LOG_WARN, "report: %s", miss);
+    add_missing(cx, miss);
+    int rc2 = dat_open(&d, dir, name, name, "see the warnings of resprop report");
+    if (!rc2) rc2 = dat_close(&d, miss, paths);
+    return rc2;
+}
+
 /* ---- the whole report ---- */
 
 static int write_tables(Ctx *cx, RTable *t, int n_t, const char *out_dir, FILE *paths) {
@@ -1133,21 +1149,26 @@ int report_write(const Report *rep, const ReportClaims *claims, const char *out_
     n_t += 2;
     TRY(table_sim(cx, &t[n_t - 2], &t[n_t - 1]));
     /* figure data first: its missing-data notes go into tables.md */
-    TRY(fig_accuracy_epoch(cx, figdir, paths));
-    TRY(fig_accuracy_rs(cx, figdir, paths));
+    TRY(fig_guard(cx, figdir, "fig1_accuracy_epoch", fig_accuracy_epoch(cx, figdir, paths), paths));
+    TRY(fig_guard(cx, figdir, "fig2_accuracy_rs", fig_accuracy_rs(cx, figdir, paths), paths));
     static const char *const reuse_cols[] = {"reuse"};
-    TRY(fig_layers(cx, figdir, "fig3_reuse_layers", "Achieved reuse per conv layer over training", 1, reuse_cols,
-                   "step reuse_frac", NULL, paths));
+    TRY(fig_guard(cx, figdir, "fig3_reuse_layers",
+                  fig_layers(cx, figdir, "fig3_reuse_layers", "Achieved reuse per conv layer over training", 1,
+                             reuse_cols, "step reuse_frac", NULL, paths),
+                  paths));
     static const char *const sim_cols[] = {"cos_r_g", "angle_r_g"};
     char ref[1024];
     sfmt(ref, sizeof ref, "# ref: %g paper: %s (%s)", cl[6]->value, cl[6]->text, cl[6]->source);
-    TRY(fig_layers(cx, figdir, "fig4_grad_similarity",
-                   "Similarity of a sample's output gradient to the stored one from the previous iteration, per conv layer",
-                   2, sim_cols, "step cos_r_g angle_r_g_deg", ref, paths));
-    TRY(fig_flops(cx, figdir, cl[2], paths));
-    TRY(fig_bench_backward(cx, figdir, paths));
-    TRY(fig_gscn(cx, figdir, paths));
-    TRY(fig_sensitivity(cx, figdir, paths));
+    TRY(fig_guard(cx, figdir, "fig4_grad_similarity",
+                  fig_layers(cx, figdir, "fig4_grad_similarity",
+                             "Similarity of a sample's output gradient to the stored one from the previous iteration, "
+                             "per conv layer",
+                             2, sim_cols, "step cos_r_g angle_r_g_deg", ref, paths),
+                  paths));
+    TRY(fig_guard(cx, figdir, "fig5_flops_layers", fig_flops(cx, figdir, cl[2], paths), paths));
+    TRY(fig_guard(cx, figdir, "fig6_bench_backward", fig_bench_backward(cx, figdir, paths), paths));
+    TRY(fig_guard(cx, figdir, "fig7_gscn_speedup", fig_gscn(cx, figdir, paths), paths));
+    TRY(fig_guard(cx, figdir, "fig8_gscn_sensitivity", fig_sensitivity(cx, figdir, paths), paths));
     TRY(write_tables(cx, t, n_t, out_dir, paths));
 fail:
     for (int i = 0; i < 8; i++) rt_deinit(&t[i]);
