@@ -72,7 +72,7 @@ typedef struct {
 typedef struct {
     char path[REPORT_PATH];
     char model[REPORT_NAME], input[REPORT_NAME], preset[REPORT_NAME], pattern[REPORT_NAME];
-    char mask_source[REPORT_NAME];
+    char mask_source[REPORT_PATH]; /* "density", or where the masks came from */
     long batch, pes;
     double dram_gbps, density, cluster, speedup, sim_ms, gpu_ms;
 } ReportSim;

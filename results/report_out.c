@@ -433,7 +433,7 @@ static int sim_headline(const Report *rep, const char *model) {
     for (int i = 0; i < rep->n_sims; i++) {
         const ReportSim *s = &rep->sims[i];
         if (strcmp(s->model, model) || strcmp(s->preset, SIM_PRESET) || fabs(s->density - SIM_DENSITY) > 1e-9 ||
-            strcmp(s->pattern, "uniform"))
+            strcmp(s->pattern, "uniform") || strcmp(s->mask_source, "density"))
             continue;
         int n = 0;
         for (int j = 0; j < rep->n_sims; j++) {
@@ -995,7 +995,8 @@ static int fig_sensitivity(Ctx *cx, const char *dir, FILE *paths) {
                 int pick = -1;
                 for (int i = 0; i < rep->n_sims; i++) {
                     const ReportSim *s = &rep->sims[i];
-                    if (strcmp(s->model, model) || strcmp(s->preset, SIM_PRESET)) continue;
+                    if (strcmp(s->model, model) || strcmp(s->preset, SIM_PRESET) || strcmp(s->mask_source, "density"))
+                        continue;
                     bool others = true;
                     for (int q = 0; q < 4; q++)
                         if (q != p && sim_param(s, q) != base[q]) others = false;
