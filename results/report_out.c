@@ -117,7 +117,7 @@ static void tex_text(FILE *f, const char *s) {
     static const struct {
         const char *utf8, *tex;
     } sym[] = {{"±", "$\\pm$"}, {"Δ", "$\\Delta$"}, {"≈", "$\\approx$"}, {"—", "--"}, {"≥", "$\\geq$"}, {"≤", "$\\leq$"},
-               {"×", "$\\times$"}, {"°", "$^\\circ$"}};
+               {"×", "$\\times$"}, {"°", "$^\\circ$"}, {"−", "$-$"}};
     while (*s) {
         bool done = false;
         for (size_t i = 0; i < sizeof sym / sizeof sym[0] && !done; i++) {
@@ -147,7 +147,7 @@ static void rt_tex(FILE *f, const RTable *t) {
     if (t->n_rows > 0) {
         fputs("\\begin{table}[htbp]\n\\centering\\small\n\\caption{", f);
         tex_text(f, t->caption);
-        fputs("}\n\\begin{tabular}{", f);
+        fputs("}\n\\resizebox{\\textwidth}{!}{%\n\\begin{tabular}{", f);
         for (int c = 0; c < t->n_cols; c++) fputc(c == 0 ? 'l' : 'r', f);
         fputs("}\n\\toprule\n", f);
         for (int c = 0; c < t->n_cols; c++) tex_text(f, t->head[c]), fputs(c + 1 < t->n_cols ? " & " : " \\\\\n", f);
@@ -155,7 +155,7 @@ static void rt_tex(FILE *f, const RTable *t) {
         for (int r = 0; r < t->n_rows; r++)
             for (int c = 0; c < t->n_cols; c++)
                 tex_text(f, t->cells[r][c]), fputs(c + 1 < t->n_cols ? " & " : " \\\\\n", f);
-        fputs("\\bottomrule\n\\end{tabular}\n\\end{table}\n", f);
+        fputs("\\bottomrule\n\\end{tabular}}\n\\end{table}\n", f);
     } else {
         tex_text(f, t->caption);
         fputs("\n\n", f);
@@ -1061,7 +1061,8 @@ static int write_tables(Ctx *cx, RTable *t, int n_t, const char *out_dir, FILE *
              when, resprop_version, rep->dir, rep->dir, rep->n_runs, rep->n_flops, rep->n_sims, rep->n_bwd, rep->n_step,
              rep->n_partial, rep->n_ckpt, rep->n_skipped, cx->cl->path);
     fprintf(fm, "# ReSprop reproduction: tables\n\n%s\n\n## Missing data\n\n", intro);
-    fputs("\\section*{ReSprop reproduction: tables}\n", ft);
+    fputs("% Written by resprop report: a fragment to \\input{} in a document that loads booktabs and graphicx.\n"
+          "\\section*{ReSprop reproduction: tables}\n", ft);
     tex_text(ft, intro);
     fputs("\n\n\\subsection*{Missing data}\n", ft);
     if (cx->n_missing == 0) fputs("Nothing: every table and figure has records.\n\n", fm), fputs("Nothing.\n\n", ft);
