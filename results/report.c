@@ -535,6 +535,13 @@ static int scan_dir(Scan *sc, const char *dir, const char *rel, int depth) {
     char **names = NULL;
     if (depth > 32) FAIL(ERR_IO, "%s: directories nested too deep (a link loop?)", dir);
     d = opendir(dir);
+    if (!d && depth > 0) { /* a subdirectory: a warning, like an unreadable record */
+        log_msg(LOG_WARN, "report: skipping directory %s: %s", dir, strerror(errno));
+        if (grow((void **)&sc->rep->skipped, sc->rep->n_skipped, &sc->cap_skipped, sizeof *sc->rep->skipped))
+            FAIL(ERR_NOMEM, "report: out of memory");
+        copy_str(sc->rep->skipped[sc->rep->n_skipped++], REPORT_PATH, rel);
+        goto fail;
+    }
     if (!d) FAIL(ERR_IO, "%s: cannot read directory: %s", dir, strerror(errno));
     for (struct dirent *e; (e = readdir(d));) {
         if (e->d_name[0] == '.') continue;
