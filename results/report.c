@@ -764,27 +764,33 @@ int report_aggregate(Report *rep) {
             rep->rows[j] = rep->rows[j - 1];
             rep->rows[j - 1] = t;
         }
-    vals = mem_calloc((size_t)rep->n_runs * 3, sizeof *vals);
+    /* runs that share a seed (a dense point repeated at every RS of a grid, say) are averaged
+     * first: the mean and std are over seeds, never over copies of one seed */
+    vals = mem_calloc((size_t)rep->n_runs * 4, sizeof *vals);
     seeds = mem_calloc((size_t)rep->n_runs, sizeof *seeds);
     if (!vals || !seeds) FAIL(ERR_NOMEM, "report: out of memory");
     for (int w = 0; w < rep->n_rows; w++) {
         ReportRow *row = &rep->rows[w];
-        int n = 0, nn = 0, nl = 0;
-        double *acc = vals, *rn = vals + rep->n_runs, *rl = vals + 2 * rep->n_runs, dummy;
+        int n = 0, ns = 0, nn = 0, nl = 0;
+        double *acc = vals, *cnt = vals + rep->n_runs, *rn = vals + 2 * rep->n_runs, *rl = vals + 3 * rep->n_runs;
+        double dummy;
         for (int i = 0; i < rep->n_runs; i++) {
             ReportRun *r = &rep->runs[i];
             if (r->group != row->group || !same_row(row, r)) continue;
             r->row = w;
-            bool seen = false;
-            for (int k = 0; k < n; k++) seen = seen || seeds[k] == r->seed;
-            if (!seen) row->n_seeds++;
-            seeds[n] = r->seed;
-            acc[n++] = r->final_acc;
+            n++;
+            int k = 0;
+            while (k < ns && seeds[k] != r->seed) k++;
+            if (k == ns) seeds[ns] = r->seed, acc[ns] = 0, cnt[ns] = 0, ns++;
+            acc[k] += r->final_acc;
+            cnt[k] += 1;
             if (isfinite(r->reuse_net)) rn[nn++] = r->reuse_net;
             if (isfinite(r->reuse_layers)) rl[nl++] = r->reuse_layers;
         }
+        for (int k = 0; k < ns; k++) acc[k] /= cnt[k];
         row->n = n;
-        report_mean_std(acc, n, &row->mean, &row->std);
+        row->n_seeds = ns;
+        report_mean_std(acc, ns, &row->mean, &row->std);
         report_mean_std(rn, nn, &row->reuse_net, &dummy);
         report_mean_std(rl, nl, &row->reuse_layers, &dummy);
     }

@@ -112,7 +112,8 @@ typedef struct {
     double reuse;              /* NAN for dense */
     int n;                     /* runs */
     int n_seeds;               /* distinct seeds among them */
-    double mean, std;          /* final test accuracy (frac); std NAN when n < 2 */
+    double mean, std;          /* final test accuracy (frac) over seeds (runs of one seed averaged first);
+                                  std NAN for a single seed */
     double reuse_net, reuse_layers; /* means over the runs (NAN if absent) */
     int dense;                 /* row index of the group's dense reference, -1 if none */
     double delta;              /* mean - dense mean (frac), NAN without a dense row */

@@ -224,7 +224,8 @@ static int table_accuracy(Ctx *cx, RTable *t, const ReportClaim *loss) {
     rt_init(t, "a. Final test accuracy per scheme and RS", 10, head);
     sfmt(t->caption, sizeof t->caption,
              "Final test top-1 accuracy (last row of /epoch/test_acc) of %d complete training runs under %s, grouped by "
-             "dataset, model, epochs and every other training setting; mean ± sample std over the runs of a row; "
+             "dataset, model, epochs and every other training setting; mean ± sample std over the seeds of a row "
+             "(runs that share a seed are averaged first); "
              "Δ = row mean − the same group's dense mean, in percentage points. Paper: %s (\"%s\", %s); the claim is "
              "about ReSprop and holds when the loss −Δ is below %g pp. \"single seed\" marks a value that rests on one "
              "seed (the row's or its dense reference's). Records: listed under \"Records used\".",
@@ -246,7 +247,7 @@ static int table_accuracy(Ctx *cx, RTable *t, const ReportClaim *loss) {
         cellf(c[3], "%s", r->backend);
         cellf(c[4], "%s", r->variant[0] ? r->variant : "default");
         cellf(c[5], "%d (%d)", r->n, r->n_seeds);
-        if (r->n >= 2) cellf(c[6], "%.2f ± %.2f", 100 * r->mean, 100 * r->std);
+        if (r->n_seeds >= 2) cellf(c[6], "%.2f ± %.2f", 100 * r->mean, 100 * r->std);
         else cellf(c[6], "%.2f (single seed)", 100 * r->mean);
         if (dense) cellf(c[7], "—");
         else if (r->dense < 0) cellf(c[7], "no dense run");

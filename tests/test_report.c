@@ -100,6 +100,7 @@ static void make_runs_dir(Fx *fx, char *runs) {
         {"sweep/rp50-s1.h5", "resprop", 0.5, 1, 0.1, 0.91, 0.40},
         {"lr05-dense.h5", "dense", 0.9, 1, 0.05, 0.80, 0},
         {"lr05-meprop.h5", "meprop", 0.9, 1, 0.05, 0.70, 0.90},
+        {"lr05-dense-again.h5", "dense", 0.5, 1, 0.05, 0.84, 0}, /* dense again at another RS, same seed */
     };
     for (size_t i = 0; i < sizeof pts / sizeof pts[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", runs, pts[i].name);
@@ -145,7 +146,7 @@ static void test_aggregate(void **state) {
     TU_CAPTURE_ECHO(&fx->cap, rc = report_scan(&rep, runs));
     assert_int_equal(rc, 0);
     assert_log_has(fx->cap.text, "corrupt.h5"); /* the warning names the file */
-    assert_int_equal(rep.n_runs, 7);
+    assert_int_equal(rep.n_runs, 8);
     assert_int_equal(rep.n_partial, 1);
     assert_string_equal(rep.partial[0], "sweep/killed.h5.part");
     assert_int_equal(rep.n_ckpt, 1);
@@ -176,7 +177,12 @@ static void test_aggregate(void **state) {
     assert_true(r50->single_seed);
     assert_true(fabs(r50->delta - 0.0) < 1e-12);
     /* the other group's dense reference is its own, and it rests on one seed */
-    assert_true(fabs(mp->delta - (0.70 - 0.80)) < 1e-12);
+    const ReportRow *d05 = find_row(&rep, "dense", NAN, "lr=0.05");
+    assert_int_equal(d05->n, 2); /* two runs of one seed: one value, not a spread */
+    assert_int_equal(d05->n_seeds, 1);
+    assert_true(fabs(d05->mean - 0.82) < 1e-12);
+    assert_true(isnan(d05->std));
+    assert_true(fabs(mp->delta - (0.70 - 0.82)) < 1e-12);
     assert_true(mp->single_seed);
     assert_int_equal(rep.rows[mp->dense].group, mp->group);
     /* figures 1-4 use the group with the most runs */
@@ -230,7 +236,8 @@ static void test_write(void **state) {
     assert_log_has(md, "89.00 ± 1.41");          /* resprop RS 0.9: mean ± std in % */
     assert_log_has(md, "-2.00");                 /* its delta to dense, pp */
     assert_log_has(md, "91.00 (single seed)");   /* resprop RS 0.5 rests on one seed */
-    assert_log_has(md, "-10.00 (single seed)");  /* meprop vs a single-seed dense */
+    assert_log_has(md, "-12.00 (single seed)");  /* meprop vs a single-seed dense */
+    assert_log_has(md, "82.00 (single seed)");   /* dense of lr 0.05: two runs, one seed */
     assert_log_has(md, "no records of kind flops"); /* missing inputs are named, with the command */
     assert_log_has(md, "resprop flops");
     assert_log_has(md, "sweep/killed.h5.part");
