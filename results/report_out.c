@@ -634,53 +634,62 @@ static int fig_accuracy_epoch(Ctx *cx, const char *dir, FILE *paths) {
     const Report *rep = cx->rep;
     char foot[1024] = "", path[REPORT_PATH];
     Dat d;
-    double *acc = NULL, *sum = NULL, *sq = NULL;
-    int *cnt = NULL;
+    double *acc = NULL, *sum = NULL, *cnt = NULL, *vals = NULL;
+    long *seeds = NULL;
     H5Reader *rd = NULL;
     if (g >= 0) group_footnote(rep, g, foot, sizeof foot);
     TRY(dat_open(&d, dir, "fig1_accuracy_epoch", "Test accuracy vs epoch: dense and ReSprop", g >= 0 ? foot : "no training runs"));
     for (int w = 0; g >= 0 && w < rep->n_rows; w++) {
         const ReportRow *row = &rep->rows[w];
         if (row->group != g || (strcmp(row->scheme, "dense") && strncmp(row->scheme, "resprop", 7))) continue;
-        int ne = rep->groups[g].epochs + 1;
-        sum = mem_calloc((size_t)ne, sizeof *sum);
-        sq = mem_calloc((size_t)ne, sizeof *sq);
-        cnt = mem_calloc((size_t)ne, sizeof *cnt);
-        if (!sum || !sq || !cnt) FAIL(ERR_NOMEM, "report: out of memory");
+        /* per seed and epoch: the mean over that seed's runs; then mean and std over seeds */
+        int ne = rep->groups[g].epochs, ns = 0;
+        sum = mem_calloc((size_t)row->n * (size_t)ne, sizeof *sum);
+        cnt = mem_calloc((size_t)row->n * (size_t)ne, sizeof *cnt);
+        vals = mem_calloc((size_t)row->n, sizeof *vals);
+        seeds = mem_calloc((size_t)row->n, sizeof *seeds);
+        if (!sum || !cnt || !vals || !seeds) FAIL(ERR_NOMEM, "report: out of memory");
         for (int i = 0; i < rep->n_runs; i++) {
             const ReportRun *r = &rep->runs[i];
             if (r->row != w) continue;
+            int k = 0;
+            while (k < ns && seeds[k] != r->seed) k++;
+            if (k == ns) seeds[ns++] = r->seed;
             long n = 0;
             run_path(rep, r, path, sizeof path);
             TRY(h5reader_open(&rd, path));
             TRY(h5reader_column(rd, "/epoch", "test_acc", &acc, &n));
-            for (long e = 0; e < n && e < ne; e++) sum[e] += acc[e], sq[e] += acc[e] * acc[e], cnt[e]++;
+            for (long e = 0; e < n && e < ne; e++) sum[(size_t)k * ne + e] += acc[e], cnt[(size_t)k * ne + e] += 1;
             mem_free(acc);
             acc = NULL;
             h5reader_close(rd);
             rd = NULL;
         }
-        if (strcmp(row->scheme, "dense") == 0) dat_block(&d, "epoch test_acc_pct std_pct runs", "dense (%d runs)", row->n);
+        const char *cols = "epoch test_acc_pct std_pct seeds";
+        if (strcmp(row->scheme, "dense") == 0) dat_block(&d, cols, "dense (%d seeds)", row->n_seeds);
         else
-            dat_block(&d, "epoch test_acc_pct std_pct runs", "%s RS %.2f%s%s%s (%d runs)", row->scheme, row->reuse,
-                      row->variant[0] ? ", " : "", row->variant, strcmp(row->backend, "dnnl") ? ", backend sparse" : "",
-                      row->n);
+            dat_block(&d, cols, "%s RS %.2f%s%s%s (%d seeds)", row->scheme, row->reuse, row->variant[0] ? ", " : "",
+                      row->variant, strcmp(row->backend, "dnnl") ? ", backend sparse" : "", row->n_seeds);
         for (int e = 0; e < ne; e++) {
-            if (cnt[e] == 0) continue;
-            double m = sum[e] / cnt[e], var = cnt[e] > 1 ? (sq[e] - cnt[e] * m * m) / (cnt[e] - 1) : 0;
-            double v[4] = {e + 1, 100 * m, 100 * sqrt(var > 0 ? var : 0), cnt[e]};
+            int nv = 0;
+            for (int k = 0; k < ns; k++)
+                if (cnt[(size_t)k * ne + e] > 0) vals[nv++] = sum[(size_t)k * ne + e] / cnt[(size_t)k * ne + e];
+            if (nv == 0) continue;
+            double m, sd;
+            report_mean_std(vals, nv, &m, &sd);
+            double v[4] = {e + 1, 100 * m, isfinite(sd) ? 100 * sd : 0, nv};
             dat_row(&d, 4, v);
         }
-        mem_free(sum), mem_free(sq), mem_free(cnt);
-        sum = sq = NULL;
-        cnt = NULL;
+        mem_free(sum), mem_free(cnt), mem_free(vals), mem_free(seeds);
+        sum = cnt = vals = NULL;
+        seeds = NULL;
     }
     rc = dat_close(&d, d.n_blocks ? NULL : "no dense or resprop training runs; produce them with `resprop sweep bench/configs/smoke.ini`", paths);
     if (!d.n_blocks) add_missing(cx, "figure 1: no dense or resprop training runs (resprop sweep bench/configs/smoke.ini)");
 fail:
     if (rc && d.f) report_file_commit(d.path, d.f, false);
     h5reader_close(rd);
-    mem_free(acc), mem_free(sum), mem_free(sq), mem_free(cnt);
+    mem_free(acc), mem_free(sum), mem_free(cnt), mem_free(vals), mem_free(seeds);
     return rc;
 }
 
@@ -703,7 +712,7 @@ static int fig_accuracy_rs(Ctx *cx, const char *dir, FILE *paths) {
                 first = false;
         }
         if (!first) continue;
-        dat_block(&d, "RS test_acc_pct std_pct runs", "%s%s%s%s", row->scheme, row->variant[0] ? " (" : "", row->variant,
+        dat_block(&d, "RS test_acc_pct std_pct seeds", "%s%s%s%s", row->scheme, row->variant[0] ? " (" : "", row->variant,
                   row->variant[0] ? ")" : "");
         if (strcmp(row->backend, "dnnl")) fprintf(d.f, "# backend %s\n", row->backend);
         for (int v = w; v < rep->n_rows; v++) {
@@ -711,7 +720,7 @@ static int fig_accuracy_rs(Ctx *cx, const char *dir, FILE *paths) {
             if (o->group != g || strcmp(o->scheme, row->scheme) || strcmp(o->backend, row->backend) ||
                 strcmp(o->variant, row->variant))
                 continue;
-            double x[4] = {o->reuse, 100 * o->mean, isfinite(o->std) ? 100 * o->std : 0, o->n};
+            double x[4] = {o->reuse, 100 * o->mean, isfinite(o->std) ? 100 * o->std : 0, o->n_seeds};
             dat_row(&d, 4, x);
         }
     }
@@ -719,9 +728,9 @@ static int fig_accuracy_rs(Ctx *cx, const char *dir, FILE *paths) {
     for (int w = 0; g >= 0 && w < rep->n_rows; w++) {
         const ReportRow *row = &rep->rows[w];
         if (row->group != g || strcmp(row->scheme, "dense") || row->dense != w) continue;
-        dat_block(&d, "RS test_acc_pct std_pct runs", "dense, %s (%d runs)", row->backend, row->n);
+        dat_block(&d, "RS test_acc_pct std_pct seeds", "dense, %s (%d seeds)", row->backend, row->n_seeds);
         for (int x = 0; x < 2; x++) {
-            double v[4] = {x, 100 * row->mean, isfinite(row->std) ? 100 * row->std : 0, row->n};
+            double v[4] = {x, 100 * row->mean, isfinite(row->std) ? 100 * row->std : 0, row->n_seeds};
             dat_row(&d, 4, v);
         }
     }

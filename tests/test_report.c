@@ -249,7 +249,7 @@ static void test_write(void **state) {
     snprintf(p, sizeof p, "%s/figdata/fig1_accuracy_epoch.dat", out);
     const char *fig1 = read_text(p);
     assert_log_has(fig1, "# footnote: fmnist, lenet5, 3 epochs");
-    assert_log_has(fig1, "# block 0: dense (2 runs)");
+    assert_log_has(fig1, "# block 0: dense (2 seeds)");
     assert_log_has(fig1, "3 91 "); /* epoch 3: mean of 90 and 92 */
     snprintf(p, sizeof p, "%s/figdata/fig8_gscn_sensitivity.dat", out);
     assert_log_has(read_text(p), "# missing:");
