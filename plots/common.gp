@@ -21,6 +21,9 @@ ref_text = meta("ref")
 refval = ref_text eq "" ? NaN : word(ref_text, 1) + 0
 term(t) = t == 1 ? sprintf("set terminal pngcairo noenhanced size 1400,900 font 'sans,11'; set output '%s.png'", outbase) \
                  : sprintf("set terminal pdfcairo noenhanced size 11in,7in font 'sans,9'; set output '%s.pdf'", outbase)
+# the largest first-column value (epochs, layer positions): integer tics when there are few
+xmax = system(sprintf("awk '!/^#/ && NF > 0 { if ($1 > m) m = $1 } END { print m + 0 }' '%s'", datafile)) + 0
+intxtics = xmax <= 20 ? "set xtics 1" : "set xtics autofreq"
 set bmargin 7
 set grid
 if (nblocks == 0) {

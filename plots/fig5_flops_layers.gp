@@ -3,6 +3,7 @@
 load plotdir.'/common.gp'
 do for [t=1:2] {
     eval term(t)
+    eval intxtics
     set title title_text font ',14'
     set xlabel 'layer (conv and fc layers in model order)'
     set ylabel 'backward FLOP reduction (x)'

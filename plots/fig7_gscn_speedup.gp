@@ -4,6 +4,7 @@ load plotdir.'/common.gp'
 netmax = system(sprintf("awk '!/^#/ && NF == 4 { if ($2 > m) m = $2; if ($3 > m) m = $3 } END { print m + 0 }' '%s'", datafile)) + 0
 do for [t=1:2] {
     eval term(t)
+    eval intxtics
     set multiplot layout 1,2 margins 0.06,0.98,0.14,0.92 spacing 0.08,0.08 title title_text font ',14'
     set label 101 footnote at screen 0.01, 0.06 left font ',8'
     set xlabel 'conv layer (model order)'
@@ -19,7 +20,7 @@ do for [t=1:2] {
     set style histogram clustered gap 1
     set style fill solid 0.8 border -1
     set boxwidth 0.9
-    set xtics nomirror
+    set xtics autofreq nomirror
     plot datafile index (nblocks - 1) using 2:xtic(4) title 'GSCN-sim (this harness)', \
          '' index (nblocks - 1) using 3 title 'paper (CVPR 2020)'
     unset style data

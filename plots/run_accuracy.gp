@@ -3,6 +3,7 @@
 load plotdir.'/common.gp'
 do for [t=1:2] {
     eval term(t)
+    eval intxtics
     set multiplot layout 1,2 margins 0.06,0.98,0.14,0.92 spacing 0.08,0.08 title title_text font ',14'
     set label 101 footnote at screen 0.01, 0.06 left font ',8'
     set xlabel 'epoch'
