@@ -36,5 +36,7 @@ int cmd_flops(int argc, char **argv);
 int cmd_schemes(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_report(int argc, char **argv); /* and cmd_plot: bench/cmd_report.c */
+int cmd_plot(int argc, char **argv);
 
 #endif

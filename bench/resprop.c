@@ -21,6 +21,8 @@ static const CliCommand commands[] = {
     {"flops", "backward FLOP accounting of a model at a gradient density (no training)", cmd_flops},
     {"sim", "simulate the sparse backward of every conv layer on GSCN-sim against the GPU model", cmd_sim},
     {"sweep", "run a grid of training runs from a sweep file, one record per point (resprop sweep --help)", cmd_sweep},
+    {"report", "tables (Markdown, LaTeX) and figures 1-8 from every record under a runs directory", cmd_report},
+    {"plot", "quick figures of one training run: accuracy, loss, per-layer reuse", cmd_plot},
     {"bench", "measure speed against dense oneDNN: `bench step` (training step), `bench backward` (per conv layer)", cmd_bench},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

@@ -876,6 +876,26 @@ fail:
     return rc;
 }
 
+int h5reader_has(H5Reader *rd, const char *obj, const char *attr, bool *yes) {
+    int rc = 0;
+    hid_t oid = H5I_INVALID_HID;
+    htri_t ex;
+    bool exists;
+    ASSERT(rd && obj && yes);
+    *yes = false;
+    TRY(h5_exists(rd->file, rd->path, obj, &exists));
+    if (!exists || !attr) {
+        *yes = exists;
+        goto fail;
+    }
+    H5_TRY(oid = H5Oopen(rd->file, obj, H5P_DEFAULT), rd->path, obj);
+    H5_TRY(ex = H5Aexists(oid, attr), rd->path, obj);
+    *yes = ex > 0;
+fail:
+    h5_close(oid);
+    return rc;
+}
+
 int h5reader_attr_str(H5Reader *rd, const char *obj, const char *name, char *buf, size_t cap) {
     int rc = 0;
     hid_t oid = H5I_INVALID_HID;

@@ -77,6 +77,9 @@ void h5rec_close(H5Rec *r);
 typedef struct H5Reader H5Reader;
 int h5reader_open(H5Reader **out, const char *path);
 void h5reader_close(H5Reader *rd);
+/* *yes: whether object obj exists in the record and, when attr is not NULL, carries that
+ * attribute. Absence is not an error and logs nothing (for optional attributes and groups). */
+int h5reader_has(H5Reader *rd, const char *obj, const char *attr, bool *yes);
 /* A string attribute into buf[cap]; ERR_FORMAT if absent, not a string or longer than cap - 1. */
 int h5reader_attr_str(H5Reader *rd, const char *obj, const char *name, char *buf, size_t cap);
 /* A scalar integer or real attribute as a double. */

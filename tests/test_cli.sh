@@ -124,5 +124,40 @@ expect 2 "no \[grid\]" -- "$bin" sweep "$sw/nogrid.ini"
 printf 'just some text\n' >"$sw/notini.ini"
 expect 2 "syntax error" -- "$bin" sweep "$sw/notini.ini"
 expect 2 "value '500'" -- "$bin" sweep "$sw/tiny.ini" --dry-run --lr=500
+# resprop report / plot: a tiny runs directory with every record kind, a corrupt record, an ignored .part.
+for cmd in report plot; do
+    expect 0 "usage" -- "$bin" "$cmd" --help
+done
+rd=$tmp/report-runs
+mkdir -p "$rd/sweep"
+tiny="--dataset synthetic --model lenet5 --synthetic-shape 1x28x28 --synthetic-train 64 --synthetic-test 32 --batch 16 --epochs 2 --quiet"
+expect 0 "record" -- "$bin" train $tiny --seed 1 --out "$rd/sweep/dense.h5"
+expect 0 "record" -- "$bin" train $tiny --seed 1 --scheme resprop --reuse 0.9 --scheme.warmup=none --log-every 1 \
+    --out "$rd/sweep/rp.h5"
+expect 0 "record" -- "$bin" flops --model resnet18 --input 3x32x32 --batch 8 --density 0.1 --out "$rd/flops.h5"
+expect 0 "speedup" -- "$bin" sim --model lenet5 --input 1x28x28 --batch 2 --density 0.1 --preset gscn-iso-1080ti \
+    --out "$rd/sim.h5"
+expect 0 "all conv layers" -- "$bin" bench backward --model lenet5 --input 1x28x28 --batch 4 --steps 1 --warmup 0 \
+    --density 0.5 --out "$rd/bb.h5"
+printf 'garbage' >"$rd/corrupt.h5"
+printf 'garbage' >"$rd/sweep/old.h5.part"
+expect 0 "corrupt.h5" -- "$bin" report "$rd" --out "$tmp/rep"
+grep -q "ignored 1 .h5.part" "$tmp/out" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: report: .part count"; }
+for f in tables.md tables.tex; do
+    [ -s "$tmp/rep/$f" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: report: $f missing or empty"; }
+done
+for fig in fig1_accuracy_epoch fig2_accuracy_rs fig3_reuse_layers fig4_grad_similarity fig5_flops_layers \
+    fig6_bench_backward fig7_gscn_speedup fig8_gscn_sensitivity; do
+    for f in "figdata/$fig.dat" "figures/$fig.png" "figures/$fig.pdf"; do
+        [ -s "$tmp/rep/$f" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: report: $f missing or empty"; }
+    done
+done
+grep -q "no records of kind bench_step" "$tmp/rep/tables.md" && pass=$((pass + 1)) ||
+    { fail=$((fail + 1)); echo "FAIL: report: missing bench_step records not named in tables.md"; }
+expect 2 "no-such" -- "$bin" report "$tmp/no-such" --out "$tmp/rep2"
+expect 2 "missing-claims.csv" -- "$bin" report "$rd" --out "$tmp/rep3" --claims "$tmp/missing-claims.csv"
+expect 0 "accuracy.png" -- "$bin" plot "$rd/sweep/rp.h5" --out "$tmp/plot"
+[ -s "$tmp/plot/reuse.pdf" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: plot: reuse.pdf"; }
+expect 2 "not a training run" -- "$bin" plot "$rd/flops.h5" --out "$tmp/plot2"
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -676,6 +676,20 @@ static void test_missing_file(void **state) {
     assert_log_has(fx->cap.text, "/nowhere");
     assert_log_has(fx->cap.text, "not a single number");
     assert_log_has(fx->cap.text, fx->final);
+
+    /* h5reader_has answers about optional objects and attributes without an error. */
+    bool yes = false;
+    tu_capture_begin(&fx->cap);
+    assert_int_equal(h5reader_has(rd, "/", "status", &yes), 0);
+    assert_true(yes);
+    assert_int_equal(h5reader_has(rd, "/", "kind", &yes), 0);
+    assert_false(yes);
+    assert_int_equal(h5reader_has(rd, "/epoch", NULL, &yes), 0);
+    assert_true(yes);
+    assert_int_equal(h5reader_has(rd, "/nowhere/deeper", "unit", &yes), 0);
+    assert_false(yes);
+    tu_capture_end_echo(&fx->cap);
+    assert_string_equal(fx->cap.text, "");
     h5reader_close(rd);
 }
 
