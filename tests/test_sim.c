@@ -508,24 +508,32 @@ static void test_mask_round_trip(void **state) {
         }
     }
     /* bad words: not an integer, negative, 2^48, a bit beyond the tensor; wrong word count */
+    static TuCapture cap;
+    int rc;
     double keep = wd[0];
     static const double bad[] = {0.5, -1, 281474976710656.0};
     for (int i = 0; i < 3; i++) {
         wd[0] = bad[i];
         assert_int_equal(mask_count_bits(wd, nw, count), -1);
-        assert_int_equal(mask_unpack(&u, wd, nw), ERR_FORMAT);
+        TU_CAPTURE(&cap, rc = mask_unpack(&u, wd, nw));
+        assert_int_equal(rc, ERR_FORMAT);
+        assert_non_null(strstr(cap.text, "48-bit"));
         assert_int_equal(u.nnz, 0);
     }
     wd[0] = keep;
     double last = wd[nw - 1];
     wd[nw - 1] = (double)((int64_t)1 << 40); /* entry 10*48 + 40 = 520 >= 504 */
-    assert_int_equal(mask_unpack(&u, wd, nw), ERR_FORMAT);
+    TU_CAPTURE(&cap, rc = mask_unpack(&u, wd, nw));
+    assert_int_equal(rc, ERR_FORMAT);
     wd[nw - 1] = last;
-    assert_int_equal(mask_unpack(&u, wd, nw - 1), ERR_FORMAT);
+    TU_CAPTURE(&cap, rc = mask_unpack(&u, wd, nw - 1));
+    assert_int_equal(rc, ERR_FORMAT);
+    assert_non_null(strstr(cap.text, "expected 11"));
     /* too small a capacity */
     SparseGrad small;
     assert_int_equal(sparse_init(&small, g.n, g.p, g.q, g.k, 1), 0);
-    assert_int_equal(mask_unpack(&small, wd, nw), ERR_SHAPE);
+    TU_CAPTURE(&cap, rc = mask_unpack(&small, wd, nw));
+    assert_int_equal(rc, ERR_SHAPE);
     assert_int_equal(small.nnz, 0);
     sparse_deinit(&small);
     mem_free(wd);
