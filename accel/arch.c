@@ -8,6 +8,7 @@
 #include <float.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -246,4 +247,19 @@ fail:
 
 int arch_load_preset(AccelArch *a, const char *name_or_path) {
     return arch_load_preset_dir(a, ARCH_PRESET_DIR, name_or_path);
+}
+
+int arch_override(AccelArch *a, const char *key, const char *value) {
+    int rc = 0;
+    AccelArch t = *a;
+    char origin[192];
+    snprintf(origin, sizeof origin, "--arch.%.60s", key);
+    if (strcmp(key, "name") == 0)
+        FAIL(ERR_CONFIG, "%s: the preset name cannot be overridden (choose another --preset)", origin);
+    TRY(config_set(&arch_table, &t, NULL, key, value, origin));
+    snprintf(origin, sizeof origin, "preset %.40s with --arch.%.40s=%.40s", a->name, key, value);
+    TRY(arch_validate(&t, origin));
+    *a = t;
+fail:
+    return rc;
 }

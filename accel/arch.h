@@ -60,6 +60,13 @@ int arch_load_preset(AccelArch *a, const char *name_or_path);
 /* The same with NAMEs looked up in `dir` instead of ARCH_PRESET_DIR. */
 int arch_load_preset_dir(AccelArch *a, const char *dir, const char *name_or_path);
 
+/* Overrides one key of a loaded preset (sensitivity studies: `--arch.KEY=VALUE`): the key's own bounds
+ * (config_set, origin "--arch.KEY"), then arch_validate of the whole design. The key 'name' cannot be
+ * overridden (a record names the preset it started from; the overrides are listed apart). Errors:
+ * unknown key (the message lists the close match), bad or out-of-range value, an inconsistent design
+ * -> ERR_CONFIG. On error *a is unchanged. */
+int arch_override(AccelArch *a, const char *key, const char *value);
+
 /* Checks what single-key bounds cannot: a non-empty valid name, energies all given or all 0, at
  * least one f32 partial-sum entry per accumulator bank, total multipliers within int range.
  * `origin` (file or "preset NAME") prefixes the messages. Returns 0 or ERR_CONFIG. */

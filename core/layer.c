@@ -1410,6 +1410,10 @@ static int conv_backward_scheme(Layer *l) {
             for (int c = 0; c < k; c++) db[c] += l->dy[r * (size_t)k + c];
     }
     if (ls->want_dense_dw) ls->cos_dw = layer_cosine(p->dw, dense_dw, p->n_stored);
+    if (ls->observe && ls->observe_now && backend_sparse) { /* S is read only: training is unchanged */
+        if (!o->csr_written && !run_sparse) TRY(sparse_from_dense(&l->csr, ls->s_buf));
+        TRY(ls->observe(ls->observe_ctx, ls->step.layer, &l->csr));
+    }
 fail:
     return rc;
 }

@@ -177,6 +177,13 @@ typedef struct {
     SparseVecWorkspace *vws;       /* max_rsc >= R*S*C: the gathered-GEMM kernels for structured S
                                       (resprop-vec); NULL: structured S runs on the general kernels */
     bool ran_sparse;               /* out: this step ran the sparse kernels */
+    /* Optional observer of S (backend sparse only; backend gscn and --save-masks use it): when set and
+     * observe_now is true, called at the end of a non-dense step's backward with the layer's index and
+     * the step's CSR S (compressed from the dense S if the kernels did not need it). It only reads S;
+     * a non-zero return fails the backward. */
+    int (*observe)(void *ctx, int layer, const SparseGrad *s);
+    void *observe_ctx;
+    bool observe_now;
 } LayerScheme;
 
 /* The geometry of a conv layer for the sparse kernels (ERR_SHAPE for other kinds). */

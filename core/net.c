@@ -406,6 +406,24 @@ fail:
     return rc;
 }
 
+int net_set_observer(Net *net, int (*fn)(void *ctx, int layer, const SparseGrad *s), void *ctx) {
+    int rc = 0, n = 0;
+    for (int j = 0; j < net->n_sch; j++) {
+        if (!net->sch[j].sparse) continue;
+        net->sch[j].observe = fn;
+        net->sch[j].observe_ctx = ctx;
+        net->sch[j].observe_now = false;
+        n++;
+    }
+    if (n == 0) FAIL(ERR_CONFIG, "model %s: observing S needs a scheme on backend sparse", net->spec.name);
+fail:
+    return rc;
+}
+
+void net_scheme_observe(Net *net, bool on) {
+    for (int j = 0; j < net->n_sch; j++) net->sch[j].observe_now = on;
+}
+
 void net_scheme_step(Net *net, long step, int epoch, long step_in_epoch, long steps_per_epoch, long total_steps,
                      bool stats) {
     net->sch_want_stats = stats;

@@ -81,6 +81,13 @@ typedef struct {
     double cos_dw;      /* cosine(scheme dW, dense dW) (stats steps, else NAN) */
 } ConvSchemeStats;
 
+/* Backend sparse: every conv layer with a scheme calls fn(ctx, layer index, S) at the end of the
+ * backward of each non-dense step while observing is on (net_scheme_observe; off at attach), with the
+ * step's CSR S (LayerScheme.observe). fn only reads S, so training is unchanged. ERR_CONFIG without a
+ * scheme on backend sparse. */
+int net_set_observer(Net *net, int (*fn)(void *ctx, int layer, const SparseGrad *s), void *ctx);
+void net_scheme_observe(Net *net, bool on);
+
 /* Conv layers with a scheme (0 without one), and the stats of the j-th after the last backward. */
 int net_scheme_n(const Net *net);
 const ConvSchemeStats *net_scheme_stats(const Net *net, int j);

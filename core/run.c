@@ -9,6 +9,10 @@
 
 #include <omp.h>
 
+#include "accel/arch.h"
+#include "accel/gpu.h"
+#include "accel/masks.h"
+#include "accel/sim.h"
 #include "core/checkpoint.h"
 #include "core/err.h"
 #include "core/flops.h"
@@ -283,6 +287,240 @@ fail:
     return rc;
 }
 
+/* ---- backend gscn and --save-masks: the real S of every conv layer, observed every gscn-every steps --
+ * The observer (net_set_observer) runs inside the backward but only reads S; its own wall time is
+ * measured and taken out of the step's time, so neither numerics nor timings change. Every observed
+ * step appends one row per conv layer and one network row (NAN sims where the layer's step was dense),
+ * so the rows are a pure function of the step count and a resume can cut them back. */
+static const char *const gscn_lcols[] = {"step",   "density",   "nnz",         "cycles",           "compute_cycles",
+                                         "stall_mem_cycles", "util", "imbalance", "dram_bytes",    "sim_us",
+                                         "gpu_ms", "speedup"};
+static const char *const gscn_lunits[] = {"1",     "frac",  "1",     "cycles", "cycles", "cycles",
+                                          "frac",  "ratio", "bytes", "us",     "ms",     "ratio"};
+#define N_GSCN_LCOLS (int)(sizeof gscn_lcols / sizeof gscn_lcols[0])
+static const char *const gscn_ncols[] = {"step", "density", "sim_conv_ms", "gpu_conv_ms", "speedup", "sim_wall_ms"};
+static const char *const gscn_nunits[] = {"1", "frac", "ms", "ms", "ratio", "ms"};
+#define N_GSCN_NCOLS (int)(sizeof gscn_ncols / sizeof gscn_ncols[0])
+
+typedef struct {
+    bool sim;             /* backend gscn: simulate */
+    int save_left;        /* masks still to save (--save-masks) */
+    int every;
+    AccelArch arch;
+    SimMode mode;
+    const ModelSpec *m;
+    H5Rec *rec;           /* borrowed: the run's record */
+    int n;                /* observed conv layers */
+    int *slot_of;         /* (model layers) slot of a layer, -1 if not observed */
+    int *layer;           /* (n) model layer index */
+    SimWork *work;        /* (n) one prepared simulator per layer (sim only) */
+    SimLayerStats *st;    /* (n) this step's stats */
+    double *gpu_ms;       /* (n) the GPU model's dense backward of the layer */
+    double *density;      /* (n) this step's density of S */
+    double *nnz;          /* (n) */
+    ConvGeom *geom;       /* (n) */
+    bool *seen;           /* (n) observed this step (false: the layer's step was dense) */
+    int64_t **words;      /* (n) packed masks of this step (save-masks only) */
+    size_t *n_words;      /* (n) */
+    double wall_ms;       /* the observer's wall time this step */
+    char saved[512];      /* steps whose masks are in the record, "150,200" */
+    double last_speedup, last_sim_ms, last_gpu_ms;
+    long last_step;       /* 0: no sparse step simulated yet */
+} GscnRun;
+
+static void gscn_deinit(GscnRun *gr) {
+    for (int i = 0; i < gr->n; i++) {
+        if (gr->work) sim_work_deinit(&gr->work[i]);
+        if (gr->words) mem_free(gr->words[i]);
+    }
+    mem_free(gr->slot_of);
+    mem_free(gr->layer);
+    mem_free(gr->work);
+    mem_free(gr->st);
+    mem_free(gr->gpu_ms);
+    mem_free(gr->density);
+    mem_free(gr->nnz);
+    mem_free(gr->geom);
+    mem_free(gr->seen);
+    mem_free(gr->words);
+    mem_free(gr->n_words);
+    memset(gr, 0, sizeof *gr);
+}
+
+static int gscn_observe(void *ctx, int layer, const SparseGrad *s) {
+    int rc = 0;
+    GscnRun *gr = ctx;
+    double t0 = timer_now_ms();
+    int j = layer >= 0 && layer < gr->m->n_layers ? gr->slot_of[layer] : -1;
+    if (j < 0) return 0;
+    if (gr->sim) TRY(sim_layer_ws(&gr->work[j], s, gr->mode, &gr->st[j]));
+    if (gr->save_left > 0) mask_pack(s, gr->words[j]);
+    gr->density[j] = sparse_density(s);
+    gr->nnz[j] = (double)s->nnz;
+    gr->seen[j] = true;
+fail:
+    gr->wall_ms += timer_now_ms() - t0;
+    return rc;
+}
+
+/* Prepares the observer for a built net (scheme attached on backend sparse). */
+static int gscn_init(GscnRun *gr, const RunConfig *cfg, const ModelSpec *m, Net *net) {
+    int rc = 0;
+    GpuModel gpu;
+    GpuNetTime gnet;
+    GpuLayerTime *gl = NULL;
+    memset(gr, 0, sizeof *gr);
+    gr->sim = strcmp(cfg->backend, "gscn") == 0;
+    gr->save_left = cfg->save_masks;
+    gr->every = cfg->gscn_every;
+    gr->m = m;
+    gr->mode = strcmp(cfg->gscn_mode, "detailed") == 0 ? SIM_DETAILED : SIM_FAST;
+    if (!gr->sim && gr->save_left == 0) return 0;
+    if (strcmp(cfg->backend, "dnnl") == 0)
+        FAIL(ERR_CONFIG, "save-masks %d: needs --backend sparse or gscn (the masks are the CSR S of the sparse "
+             "backend)", cfg->save_masks);
+    if (gr->sim) {
+        if (arch_load_preset(&gr->arch, cfg->gscn_preset)) FAIL(ERR_CONFIG, "gscn-preset '%s': see above", cfg->gscn_preset);
+        gl = mem_calloc((size_t)m->n_layers, sizeof *gl);
+        if (!gl) FAIL(ERR_NOMEM, "gscn: out of memory");
+        TRY(gpu_model_default(&gpu));
+        TRY(gpu_model_network(&gpu, m, cfg->batch, NULL, gl, &gnet));
+    }
+    int n_sch = net_scheme_n(net);
+    gr->slot_of = mem_alloc((size_t)m->n_layers * sizeof(int));
+    gr->layer = mem_calloc((size_t)n_sch + 1, sizeof(int));
+    gr->work = mem_calloc((size_t)n_sch + 1, sizeof(SimWork));
+    gr->st = mem_calloc((size_t)n_sch + 1, sizeof(SimLayerStats));
+    gr->gpu_ms = mem_calloc((size_t)n_sch + 1, sizeof(double));
+    gr->density = mem_calloc((size_t)n_sch + 1, sizeof(double));
+    gr->nnz = mem_calloc((size_t)n_sch + 1, sizeof(double));
+    gr->geom = mem_calloc((size_t)n_sch + 1, sizeof(ConvGeom));
+    gr->seen = mem_calloc((size_t)n_sch + 1, sizeof(bool));
+    gr->words = mem_calloc((size_t)n_sch + 1, sizeof(int64_t *));
+    gr->n_words = mem_calloc((size_t)n_sch + 1, sizeof(size_t));
+    if (!gr->slot_of || !gr->layer || !gr->work || !gr->st || !gr->gpu_ms || !gr->density || !gr->nnz || !gr->geom || !gr->seen ||
+        !gr->words || !gr->n_words)
+        FAIL(ERR_NOMEM, "gscn: out of memory");
+    for (int i = 0; i < m->n_layers; i++) gr->slot_of[i] = -1;
+    for (int j = 0; j < n_sch; j++) {
+        int li = net_scheme_stats(net, j)->layer;
+        if (m->layers[li].kind != LAYER_CONV) continue; /* fc layers under the scheme stay on the GPU */
+        int k = gr->n++;
+        ConvGeom g;
+        gr->slot_of[li] = k;
+        gr->layer[k] = li;
+        TRY(layer_conv_geom(net_layer(net, li), &g));
+        gr->geom[k] = g;
+        if (gr->sim) {
+            TRY(sim_work_init(&gr->work[k], &gr->arch, g));
+            gr->gpu_ms[k] = gl[li].ms;
+        }
+        if (gr->save_left > 0) {
+            gr->n_words[k] = mask_n_words(g.n, g.p, g.q, g.k);
+            gr->words[k] = mem_alloc(gr->n_words[k] * sizeof(int64_t));
+            if (!gr->words[k]) FAIL(ERR_NOMEM, "save-masks: out of memory for the masks of layer %s", m->layers[li].name);
+        }
+    }
+    TRY(net_set_observer(net, gscn_observe, gr));
+fail:
+    mem_free(gl);
+    if (rc) gscn_deinit(gr);
+    return rc;
+}
+
+/* The series and attributes of the observer in the record (idempotent, for resume). */
+static int gscn_record_header(GscnRun *gr, H5Rec *rec) {
+    int rc = 0;
+    gr->rec = rec;
+    if (!gr->sim && gr->save_left == 0) return 0;
+    TRY(h5rec_attr_i64(rec, "/", "gscn_every", gr->every));
+    if (gr->sim) {
+        TRY(h5rec_attr_str(rec, "/", "gscn_accelerator", "GSCN-sim: the harness's own documented model (accel/sim.h), "
+                                                          "not the thesis's GSCN"));
+        TRY(h5rec_attr_str(rec, "/", "gscn_preset", gr->arch.name));
+        TRY(h5rec_attr_str(rec, "/", "gscn_mode", gr->mode == SIM_DETAILED ? "detailed" : "fast"));
+        TRY(h5rec_attr_str(rec, "/", "gscn_gpu_baseline", "GTX 1080 Ti model (accel/gpu.h), dense backward"));
+        TRY(h5rec_series(rec, "/gscn", N_GSCN_NCOLS, gscn_ncols, gscn_nunits));
+        for (int j = 0; j < gr->n; j++) {
+            char g[256];
+            layer_group(gr->m, gr->layer[j], "gscn", g, sizeof g);
+            TRY(h5rec_series(rec, g, N_GSCN_LCOLS, gscn_lcols, gscn_lunits));
+        }
+    }
+    if (gr->save_left > 0) {
+        TRY(h5rec_attr_str(rec, "/", "mask_format", "per conv layer /layers/NNN_NAME/masks/step_SSSSSSSS: int64 words of "
+                                                     "48 mask bits each (accel/masks.h)"));
+        for (int j = 0; j < gr->n; j++) {
+            char g[256];
+            const ConvGeom *cg = &gr->geom[j];
+            layer_group(gr->m, gr->layer[j], "masks", g, sizeof g);
+            TRY(h5rec_attr_i64(rec, g, "n", cg->n));
+            TRY(h5rec_attr_i64(rec, g, "p", cg->p));
+            TRY(h5rec_attr_i64(rec, g, "q", cg->q));
+            TRY(h5rec_attr_i64(rec, g, "k", cg->k));
+            TRY(h5rec_attr_i64(rec, g, "bits_per_word", MASK_BITS_PER_WORD));
+        }
+    }
+fail:
+    return rc;
+}
+
+static bool gscn_observes(const GscnRun *gr, long step) {
+    return (gr->sim || gr->save_left > 0) && (step + 1) % gr->every == 0;
+}
+
+/* After an observed step: the rows, and the masks when every layer was sparse and some are still wanted. */
+static int gscn_after_step(GscnRun *gr, long step) {
+    int rc = 0;
+    char g[256];
+    bool all = true;
+    double sim_ms = 0, gpu_ms = 0, dsum = 0, nsum = 0;
+    for (int j = 0; j < gr->n; j++) all &= gr->seen[j];
+    if (gr->sim) {
+        for (int j = 0; j < gr->n; j++) {
+            const SimPartStats *t = &gr->st[j].part[SIM_PART_TOTAL];
+            bool ok = gr->seen[j];
+            double us = ok ? t->cycles * arch_cycle_ns(&gr->arch) * 1e-3 : NAN;
+            double r[N_GSCN_LCOLS] = {(double)step + 1, ok ? gr->density[j] : 1, ok ? gr->nnz[j] : NAN,
+                                      ok ? t->cycles : NAN, ok ? t->compute_cycles : NAN,
+                                      ok ? t->stall_mem_cycles : NAN, ok ? t->util_frac : NAN,
+                                      ok ? t->imbalance : NAN, ok ? t->dram_bytes : NAN, us, gr->gpu_ms[j],
+                                      ok && us > 0 ? gr->gpu_ms[j] * 1e3 / us : NAN};
+            layer_group(gr->m, gr->layer[j], "gscn", g, sizeof g);
+            TRY(h5rec_append(gr->rec, g, r));
+            if (ok) sim_ms += us * 1e-3;
+            gpu_ms += gr->gpu_ms[j];
+            const ConvGeom *cg = &gr->geom[j];
+            double numel = (double)cg->n * cg->p * cg->q * cg->k;
+            dsum += (ok ? gr->density[j] : 1) * numel, nsum += numel;
+        }
+        double sp = all && sim_ms > 0 ? gpu_ms / sim_ms : NAN;
+        double nr[N_GSCN_NCOLS] = {(double)step + 1, nsum > 0 ? dsum / nsum : NAN, all ? sim_ms : NAN, gpu_ms, sp,
+                                   gr->wall_ms};
+        TRY(h5rec_append(gr->rec, "/gscn", nr));
+        if (all && gr->n > 0) {
+            gr->last_speedup = sp, gr->last_sim_ms = sim_ms, gr->last_gpu_ms = gpu_ms, gr->last_step = step + 1;
+        }
+    }
+    if (gr->save_left > 0 && all && gr->n > 0) {
+        char path[320];
+        for (int j = 0; j < gr->n; j++) {
+            layer_group(gr->m, gr->layer[j], "masks", g, sizeof g);
+            snprintf(path, sizeof path, "%s/step_%08ld", g, step + 1);
+            uint64_t dims[1] = {gr->n_words[j]};
+            TRY(h5rec_write_i64(gr->rec, path, 1, dims, gr->words[j]));
+        }
+        size_t len = strlen(gr->saved);
+        snprintf(gr->saved + len, sizeof gr->saved - len, "%s%ld", len ? "," : "", step + 1);
+        TRY(h5rec_attr_str(gr->rec, "/", "mask_steps", gr->saved));
+        gr->save_left--;
+    }
+fail:
+    for (int j = 0; j < gr->n; j++) gr->seen[j] = false;
+    gr->wall_ms = 0;
+    return rc;
+}
+
 /* ---- training ----------------------------------------------------------------------------------- */
 
 int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks, RunSummary *sum) {
@@ -299,6 +537,7 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     const Scheme *scheme = NULL;
     void *scheme_cfg = NULL;
     LayerEpoch *lep = NULL;
+    GscnRun gr = {0};
     int n_sch = 0;
     char base[CFG_STR_MAX], part[CFG_STR_MAX + 16];
     bool record_started = false;
@@ -342,10 +581,15 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     scheme_cfg = mem_calloc(1, scheme->cfg_size + 1);
     if (!scheme_cfg) FAIL(ERR_NOMEM, "run: out of memory");
     TRY(scheme_options(scheme, scheme_cfg, extra));
-    NetBackend backend = {.sparse = strcmp(cfg->backend, "sparse") == 0};
+    NetBackend backend = {.sparse = strcmp(cfg->backend, "sparse") == 0 || strcmp(cfg->backend, "gscn") == 0};
     for (int c = 0; c < SPARSE_N_CLASSES; c++) backend.breakeven[c] = cfg->breakeven[c];
     TRY(net_attach_scheme(net, scheme, scheme_cfg, cfg->reuse, (uint64_t)cfg->seed, &backend));
     n_sch = net_scheme_n(net);
+    TRY(gscn_init(&gr, cfg, &m, net));
+    if (cfg->resume[0] && gr.save_left > 0) {
+        log_msg(LOG_WARN, "save-masks: a resumed run saves no more masks (those saved before stay in the record)");
+        gr.save_left = 0;
+    }
     lep = mem_calloc((size_t)n_sch + 1, sizeof(LayerEpoch));
     if (!lep) FAIL(ERR_NOMEM, "run: out of memory");
     history = mem_calloc((size_t)cfg->epochs * N_EPOCH_COLS + 1, sizeof(double));
@@ -375,10 +619,21 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                 layer_group(&m, li, "scheme_epoch", g, sizeof g);
                 TRY(h5rec_truncate(rec, g, meta.n_rows));
             }
+            TRY(gscn_record_header(&gr, rec));
+            if (gr.sim) { /* one row per observed step, dense or not: a pure function of the step count */
+                long keep = meta.steps_done / gr.every;
+                TRY(h5rec_truncate(rec, "/gscn", keep));
+                for (int j = 0; j < gr.n; j++) {
+                    char g[256];
+                    layer_group(&m, gr.layer[j], "gscn", g, sizeof g);
+                    TRY(h5rec_truncate(rec, g, keep));
+                }
+            }
             step_rows = meta.step_rows;
         } else { /* the record is rebuilt from the checkpoint (per-step rows before it are lost) */
             TRY(h5rec_create(&rec, sum->record));
             TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug, net));
+            TRY(gscn_record_header(&gr, rec));
             for (long r = 0; r < meta.n_rows; r++) TRY(h5rec_append(rec, "/epoch", history + r * N_EPOCH_COLS));
             TRY(h5rec_attr_str(rec, "/", "rebuilt_from_checkpoint", sum->checkpoint));
         }
@@ -387,6 +642,7 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
     } else {
         TRY(h5rec_create(&rec, sum->record));
         TRY(record_header(rec, cfg, extra, &m, &train, &test, spe, &aug, net));
+        TRY(gscn_record_header(&gr, rec));
     }
     record_started = true;
     TRY(h5rec_flush(rec));
@@ -412,7 +668,10 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
             SgdParams sp = {.lr = lr, .momentum = cfg->momentum, .weight_decay = cfg->weight_decay, .nesterov = cfg->nesterov};
             bool logged = (s + 1) % cfg->log_every == 0 || s + 1 == spe;
             net_scheme_step(net, step, e, s, spe, total_steps, logged);
+            bool observed = gscn_observes(&gr, step);
+            if (observed) net_scheme_observe(net, true);
             rc = trainer_step(&tr, &sp);
+            if (observed) net_scheme_observe(net, false);
             if (rc == ERR_NUMERIC) {
                 char msg[256];
                 snprintf(msg, sizeof msg, "loss became %g at epoch %d step %ld/%ld (lr %g): the run diverged",
@@ -423,7 +682,8 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                 goto fail;
             }
             TRY(rc);
-            double step_ms = timer_now_ms() - t0, loss = net_loss(net);
+            double step_ms = timer_now_ms() - t0 - gr.wall_ms, loss = net_loss(net); /* the simulator is not timed */
+            if (observed) TRY(gscn_after_step(&gr, step));
             train_ms += step_ms;
             if (steps_this_call == 0) sum->first_loss = loss;
             steps_this_call++;
@@ -529,6 +789,16 @@ int run_train(const RunConfig *cfg, const CfgExtra *extra, const RunHooks *hooks
                 printf("epoch %d/%d: backend sparse: %.1f%% of the layer-steps ran the sparse kernels, the rest oneDNN "
                        "(dense steps, or density above the break-even)\n",
                        e + 1, cfg->epochs, layer_steps ? 100.0 * sparse_layer_steps / layer_steps : 0.0);
+            if (!cfg->quiet && gr.sim) {
+                if (gr.last_step > 0)
+                    printf("epoch %d/%d: backend gscn: latest simulated speedup %.2fx at step %ld (GSCN-sim %s conv backward "
+                           "%.3f ms vs GPU model %.3f ms; the harness's own accelerator model)\n",
+                           e + 1, cfg->epochs, gr.last_speedup, gr.last_step, gr.arch.name, gr.last_sim_ms,
+                           gr.last_gpu_ms);
+                else
+                    printf("epoch %d/%d: backend gscn: no sparse step simulated yet (every %d steps; dense steps are not "
+                           "simulated)\n", e + 1, cfg->epochs, gr.every);
+            }
         }
         TRY(h5rec_flush(rec));
         printf("epoch %d/%d: train loss %.4f acc %.4f | test loss %.4f acc %.4f top-5 %.4f | lr %.4g | %.1f s (data wait %.2f s)\n",
@@ -566,6 +836,7 @@ fail:
         h5rec_fail(rec, msg);
     }
     ckpt_meta_deinit(&meta);
+    gscn_deinit(&gr);
     mem_free(history);
     mem_free(lep);
     loader_destroy(ltrain);

@@ -24,7 +24,11 @@ typedef struct {
     bool nesterov;
     char scheme[CFG_STR_MAX];   /* sparsity scheme name (core/scheme.h registry) */
     double reuse;               /* nominal reuse sparsity RS */
-    char backend[CFG_STR_MAX];  /* dnnl | sparse (gscn comes later) */
+    char backend[CFG_STR_MAX];  /* dnnl | sparse | gscn (= sparse + GSCN-sim of the real S) */
+    int gscn_every;             /* backend gscn, save-masks: observe S every N steps */
+    char gscn_preset[CFG_STR_MAX]; /* backend gscn: accelerator preset */
+    char gscn_mode[CFG_STR_MAX];   /* backend gscn: fast | detailed */
+    int save_masks;             /* masks of the first N observed sparse steps into the record */
     double breakeven[4];        /* backend sparse: break-even density per SparseClass (core/sparse.h) */
     double amdahl_p;            /* backward share of training time for the Amdahl speedup */
     char schedule[CFG_STR_MAX]; /* constant|cosine|onecycle|step:E1,E2,... */

@@ -404,6 +404,40 @@ static void test_round_trip_and_help(void **state) {
     assert_log_has(text, "range (0, 100000]");
 }
 
+/* --arch.KEY=VALUE: one key changed under its own bounds, then the whole design validated; bad ones
+ * leave the preset as it was. */
+static void test_override(void **state) {
+    Fx *fx = *state;
+    int rc;
+    QUIET(rc, arch_load_preset(&fx->a, "gscn-iso-1080ti"));
+    assert_int_equal(rc, 0);
+    fx->b = fx->a;
+    QUIET(rc, arch_override(&fx->a, "pes", "128"));
+    assert_int_equal(rc, 0);
+    assert_int_equal(fx->a.pes, 128);
+    assert_true(fabs(arch_peak_macs_per_s(&fx->a) - arch_peak_macs_per_s(&fx->b) / 2) < 1);
+    QUIET(rc, arch_override(&fx->a, "dram-gbps", "242"));
+    assert_int_equal(rc, 0);
+    assert_true(fx->a.dram_gbps == 242);
+    assert_string_equal(fx->a.name, "gscn-iso-1080ti");
+    AccelArch before = fx->a;
+    /* bad: unknown key (with the close match), zero PEs, negative bandwidth, the name, an inconsistent design */
+    static const char *const bad[][3] = {
+        {"pez", "4", "did you mean 'pes'"},
+        {"pes", "0", "--arch.pes"},
+        {"dram-gbps", "-1", "--arch.dram-gbps"},
+        {"name", "other", "cannot be overridden"},
+        {"mac-pj", "0", "all three"},
+        {"psum-buf-kib", "1", "psum-buf-kib"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        QUIET(rc, arch_override(&fx->a, bad[i][0], bad[i][1]));
+        assert_int_equal(rc, ERR_CONFIG);
+        assert_log_has(fx->cap.text, bad[i][2]);
+        assert_memory_equal(&fx->a, &before, sizeof before);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_shipped_presets_load, fx_setup, fx_teardown),
@@ -415,6 +449,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_missing_and_unknown, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_list_presets, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_and_help, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_override, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -159,5 +159,36 @@ expect 2 "missing-claims.csv" -- "$bin" report "$rd" --out "$tmp/rep3" --claims 
 expect 0 "accuracy.png" -- "$bin" plot "$rd/sweep/rp.h5" --out "$tmp/plot"
 [ -s "$tmp/plot/reuse.pdf" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: plot: reuse.pdf"; }
 expect 2 "not a training run" -- "$bin" plot "$rd/flops.h5" --out "$tmp/plot2"
+# GSCN-sim on training records (issue 6): backend gscn with saved masks, sim --masks / --density-from, overrides
+expect 0 "backend gscn: latest simulated speedup" -- "$bin" train --dataset synthetic --model resnet20 --epochs 1 \
+    --batch 32 --scheme resprop --scheme.warmup=none --backend gscn --gscn-every 2 --gscn-preset gscn-small \
+    --save-masks 1 --threads 1 --out "$tmp/g.h5"
+expect 0 "real masks of training step 2" -- "$bin" sim --masks "$tmp/g.h5" --preset gscn-small --out "$tmp/gm.h5"
+[ -f "$tmp/gm.h5" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: sim --masks record"; }
+expect 0 "densities of epoch 1" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density-from "$tmp/g.h5" \
+    --preset gscn-small
+expect 0 "with pes=8,dram-gbps=12.8" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1 \
+    --preset gscn-small --arch.pes=8 --arch.dram-gbps=12.8
+expect 2 "no-such.h5" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density-from "$tmp/no-such.h5" \
+    --preset gscn-small
+expect 2 "/layers" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density-from "$tmp/gm.h5" \
+    --preset gscn-small
+expect 2 "21 conv layers in the record, but model resnet18 has 20" -- "$bin" sim --model resnet18 --input 3x32x32 \
+    --batch 4 --density-from "$tmp/g.h5" --preset gscn-small
+expect 2 "no epoch 7" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density-from "$tmp/g.h5" --epoch 7 \
+    --preset gscn-small
+expect 2 "no masks of step 999" -- "$bin" sim --masks "$tmp/g.h5" --mask-step 999 --preset gscn-small
+expect 2 "batch 32" -- "$bin" sim --masks "$tmp/g.h5" --batch 8 --preset gscn-small
+expect 2 "one of --density" -- "$bin" sim --masks "$tmp/g.h5" --density 0.1 --preset gscn-small
+expect 2 "did you mean 'pes'" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1 \
+    --preset gscn-small --arch.pez=4
+expect 2 "arch.pes" -- "$bin" sim --model resnet20 --input 3x32x32 --batch 4 --density 0.1 --preset gscn-small \
+    --arch.pes=0
+expect 2 "gscn-mode" -- "$bin" train --backend gscn --gscn-mode slow
+expect 2 "needs --backend sparse or gscn" -- "$bin" train --dataset synthetic --model resnet20 --epochs 1 \
+    --scheme resprop --save-masks 1 --out "$tmp/gd.h5" --quiet
+expect 2 "no-such-preset" -- "$bin" train --dataset synthetic --model resnet20 --epochs 1 --scheme resprop \
+    --backend gscn --gscn-preset no-such-preset --out "$tmp/gp.h5" --quiet
+[ ! -e "$tmp/gd.h5" ] && [ ! -e "$tmp/gp.h5" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: gscn bad input left a record"; }
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

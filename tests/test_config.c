@@ -160,7 +160,7 @@ static void test_defaults(void **state) {
     /* the table: unique hyphenated names, a help line each, every field covered once */
     const CfgTable *t = &runconfig_table;
     assert_string_equal(t->extra_prefix, "scheme.");
-    assert_int_equal(t->n_keys, 38);
+    assert_int_equal(t->n_keys, 42);
     for (int i = 0; i < t->n_keys; i++) {
         const CfgKey *k = &t->keys[i];
         assert_non_null(k->name);
@@ -650,7 +650,8 @@ static void fx_set_everything(Fx *fx) {
         {"seed", "2147483647"}, {"threads", "1024"}, {"out", "results/runs/x.h5"}, {"resume", "[weird];name"},
         {"log-every", "1"}, {"quiet", "true"}, {"scheme", "meprop"}, {"reuse", "0.5"}, {"backend", "sparse"},
         {"breakeven-stem", "0.05"}, {"breakeven-pointwise", "0.15"}, {"breakeven-narrow", "0.25"},
-        {"breakeven-wide", "1"}, {"amdahl-p", "0.6"},
+        {"breakeven-wide", "1"}, {"amdahl-p", "0.6"}, {"gscn-every", "7"}, {"gscn-preset", "gscn-small"},
+        {"gscn-mode", "detailed"}, {"save-masks", "3"},
     };
     assert_int_equal((int)(sizeof kv / sizeof kv[0]), runconfig_table.n_keys);
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)

@@ -3,7 +3,8 @@
  * in both fidelity levels; invariants on random layers (cycles >= MACs / multipliers, utilisation in
  * [0,1], a subset of a mask never costs more cycles, density 1.0 within 10% of a dense systolic
  * estimate); fast within 10% of detailed over shapes, densities and both mask patterns; the stats
- * table; the mask generator; no allocation in a fast simulation of a prepared layer; no leaks. */
+ * table; the mask generator; no allocation in a fast simulation of a prepared layer; the packed masks
+ * of `train --save-masks` (accel/masks.h) round-trip to the same cycles; no leaks. */
 #include "tests/testutil.h"
 
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "accel/arch.h"
+#include "accel/masks.h"
 #include "accel/sim.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -471,6 +473,75 @@ static void test_fast_no_alloc(void **state) {
     sparse_deinit(&s);
 }
 
+/* accel/masks.h: a mask packed into 48-bit words (as `train --save-masks` stores it), read back as
+ * doubles (as the record reader returns them) and unpacked, has the same positions and costs the same
+ * cycles in both modes; bad words are ERR_FORMAT, too small a capacity ERR_SHAPE. */
+static void test_mask_round_trip(void **state) {
+    (void)state;
+    AccelArch a = tiny_arch();
+    ConvGeom g = sparse_geom(2, 5, 6, 6, 7, 3, 3, 1, 1); /* N*P*Q*K = 504 entries: 10.5 words */
+    size_t count = (size_t)g.n * g.p * g.q * g.k, nw = mask_n_words(g.n, g.p, g.q, g.k);
+    assert_int_equal(nw, (count + 47) / 48);
+    SparseGrad s, u;
+    assert_int_equal(sparse_init(&s, g.n, g.p, g.q, g.k, count), 0);
+    assert_int_equal(sparse_init(&u, g.n, g.p, g.q, g.k, count), 0);
+    int64_t *w = mem_alloc(nw * sizeof *w);
+    double *wd = mem_alloc(nw * sizeof *wd);
+    assert_non_null(w);
+    assert_non_null(wd);
+    Rng rng;
+    rng_init(&rng, 5);
+    for (int pat = 0; pat < 2; pat++) {
+        assert_int_equal(sim_make_mask(&s, 0.3, (SimMaskPattern)pat, 0.5, &rng), 0);
+        mask_pack(&s, w);
+        for (size_t i = 0; i < nw; i++) wd[i] = (double)w[i];
+        assert_int_equal(mask_count_bits(wd, nw, count), (long)s.nnz);
+        assert_int_equal(mask_unpack(&u, wd, nw), 0);
+        assert_int_equal(u.nnz, s.nnz);
+        assert_memory_equal(u.row_ptr, s.row_ptr, ((size_t)g.n * g.p * g.q + 1) * sizeof(int32_t));
+        assert_memory_equal(u.chan, s.chan, s.nnz * sizeof(uint16_t));
+        for (int mode = 0; mode < 2; mode++) {
+            SimLayerStats x, y;
+            assert_int_equal(sim_layer(&a, g, &s, (SimMode)mode, &x), 0);
+            assert_int_equal(sim_layer(&a, g, &u, (SimMode)mode, &y), 0);
+            for (int i = 0; i < sim_n_stats; i++) assert_true(sim_stat_value(&x, i) == sim_stat_value(&y, i));
+        }
+    }
+    /* bad words: not an integer, negative, 2^48, a bit beyond the tensor; wrong word count */
+    static TuCapture cap;
+    int rc;
+    double keep = wd[0];
+    static const double bad[] = {0.5, -1, 281474976710656.0};
+    for (int i = 0; i < 3; i++) {
+        wd[0] = bad[i];
+        assert_int_equal(mask_count_bits(wd, nw, count), -1);
+        TU_CAPTURE(&cap, rc = mask_unpack(&u, wd, nw));
+        assert_int_equal(rc, ERR_FORMAT);
+        assert_non_null(strstr(cap.text, "48-bit"));
+        assert_int_equal(u.nnz, 0);
+    }
+    wd[0] = keep;
+    double last = wd[nw - 1];
+    wd[nw - 1] = (double)((int64_t)1 << 40); /* entry 10*48 + 40 = 520 >= 504 */
+    TU_CAPTURE(&cap, rc = mask_unpack(&u, wd, nw));
+    assert_int_equal(rc, ERR_FORMAT);
+    wd[nw - 1] = last;
+    TU_CAPTURE(&cap, rc = mask_unpack(&u, wd, nw - 1));
+    assert_int_equal(rc, ERR_FORMAT);
+    assert_non_null(strstr(cap.text, "expected 11"));
+    /* too small a capacity */
+    SparseGrad small;
+    assert_int_equal(sparse_init(&small, g.n, g.p, g.q, g.k, 1), 0);
+    TU_CAPTURE(&cap, rc = mask_unpack(&small, wd, nw));
+    assert_int_equal(rc, ERR_SHAPE);
+    assert_int_equal(small.nnz, 0);
+    sparse_deinit(&small);
+    mem_free(wd);
+    mem_free(w);
+    sparse_deinit(&u);
+    sparse_deinit(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_golden_1x1, setup_mark, teardown_leaks),
@@ -484,6 +555,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_errors, setup_mark, teardown_leaks),
         cmocka_unit_test_setup_teardown(test_make_mask, setup_mark, teardown_leaks),
         cmocka_unit_test_setup_teardown(test_fast_no_alloc, setup_mark, teardown_leaks),
+        cmocka_unit_test_setup_teardown(test_mask_round_trip, setup_mark, teardown_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
