@@ -359,37 +359,43 @@ static void ini_section(IniCtx *c, const char *line) {
     ini_fail(c, ERR_CONFIG);
 }
 
-/* fgets-like reader for ini_parse_stream: one physical line per call, leading blanks removed,
- * "\r\n" taken as a line end; an over-long line is reported and replaced by an empty one so that
- * line numbers stay right. */
-static char *ini_read_line(char *str, int num, void *stream) {
-    IniCtx *c = stream;
-    int ch = getc(c->f);
+char *config_ini_read_line(FILE *f, int *lineno, char *str, int num, bool *too_long, const char **text) {
+    int ch = getc(f);
+    *too_long = false;
     if (ch == EOF) return NULL;
-    c->lineno++;
-    while (ch == ' ' || ch == '\t') ch = getc(c->f);
+    ++*lineno;
+    while (ch == ' ' || ch == '\t') ch = getc(f);
     int keep = num - 3 < 0 ? 0 : num - 3, n = 0;
-    bool too_long = false;
     while (ch != EOF && ch != '\n') {
         if (ch == '\r') {
-            int next = getc(c->f);
+            int next = getc(f);
             if (next == '\n' || next == EOF) break;
-            ungetc(next, c->f);
+            ungetc(next, f);
         }
         if (n < keep) str[n++] = (char)ch;
-        else too_long = true;
-        ch = getc(c->f);
+        else *too_long = true;
+        ch = getc(f);
     }
-    if (too_long) {
-        log_msg(LOG_ERROR, "%s:%d: line longer than %d characters", c->path, c->lineno, keep);
-        ini_fail(c, ERR_CONFIG);
-        n = 0;
-    }
+    if (*too_long) n = 0;
     str[n++] = '\n';
     str[n] = '\0';
     const char *s = str;
-    if (c->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
+    if (*lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
         s += 3; /* UTF-8 byte order mark, which libinih skips too */
+    *text = s;
+    return str;
+}
+
+/* fgets-like reader for ini_parse_stream (config_ini_read_line), tracking the section. */
+static char *ini_read_line(char *str, int num, void *stream) {
+    IniCtx *c = stream;
+    bool too_long;
+    const char *s;
+    if (!config_ini_read_line(c->f, &c->lineno, str, num, &too_long, &s)) return NULL;
+    if (too_long) {
+        log_msg(LOG_ERROR, "%s:%d: line longer than %d characters", c->path, c->lineno, num - 3);
+        ini_fail(c, ERR_CONFIG);
+    }
     if (*s == '[') ini_section(c, s);
     return str;
 }

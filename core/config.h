@@ -65,6 +65,12 @@ int config_defaults(const CfgTable *t, void *obj);
 int config_set(const CfgTable *t, void *obj, CfgExtra *extra, const char *key, const char *value,
                const char *origin);
 
+/* One physical line for a libinih ini_parse_stream reader (its fgets-like callback): leading blanks
+ * removed, "\r\n" taken as a line end, ++*lineno. A line longer than num - 3 characters is replaced
+ * by an empty one (so line numbers stay right) and *too_long is set: the caller reports it. *text
+ * points at the line's content, past a UTF-8 byte order mark on line 1. Returns str, NULL at EOF. */
+char *config_ini_read_line(FILE *f, int *lineno, char *str, int num, bool *too_long, const char **text);
+
 /* Reads an INI file (libinih) into obj: keys at top level or in a [run] section; [P.NAME] sections
  * as described for extra_prefix; top-level `P.KEY = VALUE` lines go to `extra` too. Comments start
  * with ';' or '#' (inline: ' ;'); leading blanks are ignored (no multi-line values); a later

@@ -178,32 +178,13 @@ bad:
 
 static char *sw_read_line(char *str, int num, void *stream) {
     SwFile *c = stream;
-    int ch = getc(c->f);
-    if (ch == EOF) return NULL;
-    c->lineno++;
-    while (ch == ' ' || ch == '\t') ch = getc(c->f);
-    int keep = num - 3 < 0 ? 0 : num - 3, n = 0;
-    bool too_long = false;
-    while (ch != EOF && ch != '\n') {
-        if (ch == '\r') {
-            int next = getc(c->f);
-            if (next == '\n' || next == EOF) break;
-            ungetc(next, c->f);
-        }
-        if (n < keep) str[n++] = (char)ch;
-        else too_long = true;
-        ch = getc(c->f);
-    }
+    bool too_long;
+    const char *s;
+    if (!config_ini_read_line(c->f, &c->lineno, str, num, &too_long, &s)) return NULL;
     if (too_long) {
-        log_msg(LOG_ERROR, "%s:%d: line longer than %d characters", c->path, c->lineno, keep);
+        log_msg(LOG_ERROR, "%s:%d: line longer than %d characters", c->path, c->lineno, num - 3);
         sw_file_fail(c, ERR_CONFIG);
-        n = 0;
     }
-    str[n++] = '\n';
-    str[n] = '\0';
-    const char *s = str;
-    if (c->lineno == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
-        s += 3;
     if (*s == '[') sw_header(c, s);
     return str;
 }
