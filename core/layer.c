@@ -1337,6 +1337,37 @@ fail:
     return rc;
 }
 
+/* Backend sparse, structured S (resprop-vec): everything on the gathered-GEMM kernels and the OHWI
+ * weights, the reuse terms included (dx1 from R, then every sample's dx starts from it; R's weight
+ * gradient over the batch sum of X and S's in one accumulation), then one reorder of dW back. */
+static int conv_backward_vec(Layer *l) {
+    int rc = 0;
+    LayerScheme *ls = l->scheme;
+    const SchemeOut *o = &ls->out;
+    Dims4 in = l->in[0];
+    float *w = l->ctx->shared[CTX_SPARSE_W], *dw = l->ctx->shared[CTX_SPARSE_DW], *dx1 = NULL;
+    if (l->dx[0]) {
+        TRY(exec_step(l, &l->sp_w_reorder));
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        if (o->r) {
+            dx1 = l->ctx->shared[CTX_REUSE_DX];
+            sparse_vec_conv_bwd_data_dense1(o->r, w, l->geom, ls->vws, dx1);
+        }
+        sparse_vec_conv_bwd_data_init(&l->csr, w, l->geom, ls->vws, dx1, l->dx[0]);
+    }
+    if (o->r) {
+        float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
+        batch_sum(xsum, l->x[0], in.n, dims_sample(in));
+        sparse_vec_conv_bwd_weights_reuse(&l->csr, l->x[0], o->r, xsum, l->geom, ls->vws, dw);
+    } else {
+        sparse_vec_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->vws, dw);
+    }
+    TRY(exec_step(l, &l->sp_dw_reorder));
+    DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+fail:
+    return rc;
+}
+
 static int conv_backward_scheme(Layer *l) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
@@ -1368,6 +1399,11 @@ static int conv_backward_scheme(Layer *l) {
     if (backend_sparse) {
         if (o->csr_written && (!run_sparse || ls->want_dense_dw)) sparse_to_dense(&l->csr, ls->s_buf);
         if (run_sparse && !o->csr_written) TRY(sparse_from_dense(&l->csr, ls->s_buf));
+    }
+    if (run_sparse && o->structured && o->csr_written && ls->vws) {
+        TRY(conv_backward_vec(l));
+        ls->ran_sparse = true;
+        goto bias;
     }
     /* the reuse terms first: the sparse kernels start dx from their input gradient dx1 */
     const float *dx1 = NULL, *dw1 = NULL;
@@ -1401,6 +1437,7 @@ static int conv_backward_scheme(Layer *l) {
         if (dx1) add_broadcast(l->dx[0], dx1, in.n, dims_sample(in));
     }
     if (dw1) layer_add_into(p->dw, dw1, p->n_stored);
+bias:
     if (l->spec.bias) { /* the bias gradient stays dense: sum of G over N, P, Q */
         float *db = l->params[1].dw;
         int k = out.c;

@@ -57,4 +57,15 @@ void sparse_vec_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, Con
 void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseVecWorkspace *ws,
                                  float *dw_ohwi);
 
+/* dw_ohwi (K,R,S,C), overwritten: the weight gradient of the structured S over x (N,H,W,C) plus that
+ * of the dense single-sample gradient r (P,Q,K) over xsum (H,W,C) (ReSprop's reuse term: R against
+ * the batch sum of X). Same assertions; allocates nothing. */
+void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, const float *r, const float *xsum,
+                                       ConvGeom g, SparseVecWorkspace *ws, float *dw_ohwi);
+
+/* dx1 (H,W,C), overwritten: the input gradient of ONE sample for the dense output gradient r (P,Q,K)
+ * (the reuse term's; g.n is ignored). ASSERTs R*S*C <= ws->max_rsc. Allocates nothing. */
+void sparse_vec_conv_bwd_data_dense1(const float *r, const float *w_ohwi, ConvGeom g, SparseVecWorkspace *ws,
+                                     float *dx1);
+
 #endif
