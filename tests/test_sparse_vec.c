@@ -32,6 +32,8 @@ static const ConvCase cases[] = {
     {"7x7 s2 p3 C=3", 2, 3, 16, 16, 16, 7, 7, 2, 3},
     {"5x5 s1 p0", 3, 6, 12, 12, 8, 5, 5, 1, 0},
     {"3x3 s1 p1 K=5 C=20", 2, 20, 5, 7, 5, 3, 3, 1, 1},
+    /* K*R*S*C above SPARSE_VEC_ROWSPLIT_MAX: bwd_data's column split, bwd_weights' column pieces */
+    {"3x3 s1 p1 K=64 C=512", 3, 512, 4, 4, 64, 3, 3, 1, 1},
 };
 
 
