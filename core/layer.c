@@ -1338,13 +1338,12 @@ fail:
 }
 
 /* Backend sparse, structured S (resprop-vec): everything on the gathered-GEMM kernels and the OHWI
- * weights, the reuse terms included (dx1 from R, then every sample's dx starts from it; R's weight
- * gradient over the batch sum of X and S's in one accumulation), then one reorder of dW back. */
+ * weights, the reuse terms included (dx1 from R, then every sample's dx starts from it; the batch sum
+ * of X, R's weight gradient over it and S's in one accumulation), then one reorder of dW back. */
 static int conv_backward_vec(Layer *l) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
     const SchemeOut *o = &ls->out;
-    Dims4 in = l->in[0];
     float *w = l->ctx->shared[CTX_SPARSE_W], *dw = l->ctx->shared[CTX_SPARSE_DW], *dx1 = NULL;
     if (l->dx[0]) {
         TRY(exec_step(l, &l->sp_w_reorder));
@@ -1356,9 +1355,8 @@ static int conv_backward_vec(Layer *l) {
         sparse_vec_conv_bwd_data_init(&l->csr, w, l->geom, ls->vws, dx1, l->dx[0]);
     }
     if (o->r) {
-        float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
-        batch_sum(xsum, l->x[0], in.n, dims_sample(in));
-        sparse_vec_conv_bwd_weights_reuse(&l->csr, l->x[0], o->r, xsum, l->geom, ls->vws, dw);
+        sparse_vec_conv_bwd_weights_reuse(&l->csr, l->x[0], o->r, l->geom, ls->vws, l->ctx->shared[CTX_REUSE_XSUM],
+                                          dw);
     } else {
         sparse_vec_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->vws, dw);
     }

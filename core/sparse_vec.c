@@ -437,10 +437,117 @@ void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g
     sv_weights(&src, 1, g, ws, false, dw_ohwi);
 }
 
-void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, const float *r, const float *xsum,
-                                       ConvGeom g, SparseVecWorkspace *ws, float *dw_ohwi) {
+/* sum (H,W,C) = the sum of x over its n samples, blocks of 4096 floats summed over the samples in order. */
+static void sv_batch_sum(const float *x, int n, size_t hwc, int n_threads, float *sum) {
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+    for (size_t b = 0; b < hwc; b += 4096) {
+        size_t len = hwc - b < 4096 ? hwc - b : 4096;
+        float *restrict d = sum + b;
+        memcpy(d, x + b, len * sizeof *d);
+        for (int j = 1; j < n; j++) {
+            const float *restrict xj = x + (size_t)j * hwc + b;
+#pragma omp simd
+            for (size_t c = 0; c < len; c++) d[c] += xj[c];
+        }
+    }
+}
+
+/* The row split with the batch sum fused in: thread t of nt takes the t-th contiguous range of
+ * samples; per sample it adds x[n] into a private sum and gathers that sample's active positions
+ * while x[n] is still in cache (one pass over x for both), accumulating into its private dW (thread 0:
+ * dw). Then xsum = the private sums in thread order, R's positions are split like the row split over
+ * xsum, and the dW blocks are summed in thread order. Buffer per thread: dW block (kr), sum (hr),
+ * columns (at least one block). */
+static void sv_weights_samples(const SparseGrad *s, const float *x, const float *r, ConvGeom g,
+                               const SparseVecWorkspace *ws, int n_threads, size_t kr, size_t hr, float *xsum,
+                               float *dw) {
+    const size_t rsc = (size_t)g.r * g.s * g.c, kk = (size_t)g.k, nw = kk * rsc, pq = (size_t)g.p * g.q;
+    const size_t hwc = (size_t)g.h * g.w * g.c;
+    const size_t chunk = sv_chunk(ws->cols_cap - kr - hr, rsc);
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *buf = ws->cols + (size_t)t * ws->cols_cap;
+        float *dst = t == 0 ? dw : buf, *xs = buf + kr, *cols = buf + kr + hr;
+        int s0 = (int)((long long)g.n * t / nt), s1 = (int)((long long)g.n * (t + 1) / nt);
+        size_t i = (size_t)s0 * pq, first = (size_t)s->row_ptr[i] / kk, fill = 0;
+        float beta = 0.0f;
+        if (s0 == s1) memset(xs, 0, hwc * sizeof *xs);
+        for (int n = s0; n < s1; n++) {
+            const float *restrict xn = x + (size_t)n * hwc;
+            if (n == s0) {
+                memcpy(xs, xn, hwc * sizeof *xs);
+            } else {
+#pragma omp simd
+                for (size_t e = 0; e < hwc; e++) xs[e] += xn[e];
+            }
+            size_t cnt = sv_sample_active(s, pq, n);
+            for (size_t j = 0; j < cnt; j++) {
+                sv_im2col_row(x, g, sv_next_row(s, &i), 0, rsc, cols + fill * rsc);
+                if (++fill == chunk) {
+                    sv_gemm(true, g.k, (int)rsc, (int)fill, s->val + first * kk, g.k, cols, (int)rsc, beta, dst,
+                            (int)rsc);
+                    beta = 1.0f;
+                    first += fill;
+                    fill = 0;
+                }
+            }
+        }
+        if (fill) {
+            sv_gemm(true, g.k, (int)rsc, (int)fill, s->val + first * kk, g.k, cols, (int)rsc, beta, dst, (int)rsc);
+            beta = 1.0f;
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (size_t e = 0; e < hwc; e += 16) {
+            size_t len = hwc - e < 16 ? hwc - e : 16;
+            float *restrict d = xsum + e;
+            const float *restrict a0 = ws->cols + kr + e;
+            for (size_t c = 0; c < len; c++) d[c] = a0[c];
+            for (int v = 1; v < nt; v++) {
+                const float *restrict from = ws->cols + (size_t)v * ws->cols_cap + kr + e;
+#pragma omp simd
+                for (size_t c = 0; c < len; c++) d[c] += from[c];
+            }
+        }
+        /* R's positions over xsum (the barrier above ends the sums) */
+        size_t a0 = pq * (size_t)t / (size_t)nt, a1 = pq * (size_t)(t + 1) / (size_t)nt;
+        for (size_t off = a0; off < a1;) {
+            size_t m = a1 - off < chunk ? a1 - off : chunk;
+            for (size_t j = 0; j < m; j++) sv_im2col_row(xsum, g, off + j, 0, rsc, cols + j * rsc);
+            sv_gemm(true, g.k, (int)rsc, (int)m, r + off * kk, g.k, cols, (int)rsc, beta, dst, (int)rsc);
+            beta = 1.0f;
+            off += m;
+        }
+        if (beta == 0.0f) memset(dst, 0, nw * sizeof *dst);
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (size_t e = 0; e < nw; e += 16) {
+            size_t len = nw - e < 16 ? nw - e : 16;
+            for (int v = 1; v < nt; v++) {
+                const float *restrict from = ws->cols + (size_t)v * ws->cols_cap + e;
+                float *restrict d = dw + e;
+#pragma omp simd
+                for (size_t c = 0; c < len; c++) d[c] += from[c];
+            }
+        }
+    }
+}
+
+void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, const float *r, ConvGeom g,
+                                       SparseVecWorkspace *ws, float *xsum, float *dw_ohwi) {
     sv_check(s, g, ws);
-    SvSource src[2] = {{.s = NULL, .val = r, .x = xsum, .total = (size_t)g.p * g.q}, sv_csr_source(s, x, g)};
+    const size_t rsc = (size_t)g.r * g.s * g.c, kr = ((size_t)g.k * rsc + 15) & ~(size_t)15;
+    const size_t hwc = (size_t)g.h * g.w * g.c, hr = (hwc + 15) & ~(size_t)15;
+    int n_threads = ws->n_threads < omp_get_max_threads() ? ws->n_threads : omp_get_max_threads();
+    if (kr <= SPARSE_VEC_ROWSPLIT_MAX && kr + hr + rsc <= ws->cols_cap) {
+        int blas = sv_blas_begin();
+        sv_weights_samples(s, x, r, g, ws, n_threads, kr, hr, xsum, dw_ohwi);
+        sv_blas_end(blas);
+        return;
+    }
+    sv_batch_sum(x, g.n, hwc, n_threads, xsum);
+    SvSource src[2] = {sv_csr_source(s, x, g), {.s = NULL, .val = r, .x = xsum, .total = (size_t)g.p * g.q}};
     /* one geometry serves both: the dense source's rows are the positions of sample 0 */
     sv_weights(src, 2, g, ws, false, dw_ohwi);
 }

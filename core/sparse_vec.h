@@ -65,10 +65,12 @@ void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g
                                  float *dw_ohwi);
 
 /* dw_ohwi (K,R,S,C), overwritten: the weight gradient of the structured S over x (N,H,W,C) plus that
- * of the dense single-sample gradient r (P,Q,K) over xsum (H,W,C) (ReSprop's reuse term: R against
- * the batch sum of X). Same assertions; allocates nothing. */
-void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, const float *r, const float *xsum,
-                                       ConvGeom g, SparseVecWorkspace *ws, float *dw_ohwi);
+ * of the dense single-sample gradient r (P,Q,K) over the batch sum of x (ReSprop's reuse term: R
+ * against sum_n X[n]); xsum (H,W,C), overwritten, receives that batch sum. When the per-thread blocks
+ * fit the workspace, the batch sum is taken in the same pass over x as the gather (per-thread partial
+ * sums, added in thread order). Same assertions; allocates nothing. */
+void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, const float *r, ConvGeom g,
+                                       SparseVecWorkspace *ws, float *xsum, float *dw_ohwi);
 
 /* dx1 (H,W,C), overwritten: the input gradient of ONE sample for the dense output gradient r (P,Q,K)
  * (the reuse term's; g.n is ignored). ASSERTs R*S*C <= ws->max_rsc. Allocates nothing. */

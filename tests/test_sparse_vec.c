@@ -232,9 +232,9 @@ static void test_workspace_errors(void **state) {
 }
 
 /* The reuse-term kernels: sparse_vec_conv_bwd_data_dense1 (one dense sample R) and
- * sparse_vec_conv_bwd_weights_reuse (S over X plus R over the batch sum) against the double loops,
- * for every case, 1 and 2 threads, default and one-block workspaces; bit-identical repeats; no
- * allocation inside. */
+ * sparse_vec_conv_bwd_weights_reuse (S over X plus R over the batch sum of X, which it also returns)
+ * against the double loops, for every case, 1 and 2 threads, default and one-block workspaces (the
+ * fused batch sum, and the separate one); bit-identical repeats; no allocation inside. */
 static void reuse_case(const ConvCase *cc, int threads, size_t bytes, uint64_t seed) {
     size_t live0 = mem_live_bytes();
     const int saved = omp_get_max_threads();
@@ -249,11 +249,12 @@ static void reuse_case(const ConvCase *cc, int threads, size_t bytes, uint64_t s
     Rng rng;
     rng_init(&rng, seed);
     float *sd = tu_falloc(ny), *x = tu_falloc(nx), *w = tu_falloc(nw), *r = tu_falloc(pqk), *xsum = tu_falloc(hwc);
+    float *xsum2 = tu_falloc(hwc), *xsum_f = tu_falloc(hwc);
+    double *rxsum = tu_dalloc(hwc);
     float *dx1 = tu_falloc(hwc), *dx1b = tu_falloc(hwc), *dw = tu_falloc(nw), *dwb = tu_falloc(nw);
     double *rdx = tu_dalloc(nx), *rdw = tu_dalloc(nw), *rdx1 = tu_dalloc(hwc), *rdw1 = tu_dalloc(nw);
     draw_structured(&rng, sd, rows, g.k, 0.2);
     for (size_t i = 0; i < nx; i++) x[i] = (float)rng_normal(&rng);
-    for (size_t i = 0; i < hwc; i++) xsum[i] = (float)rng_normal(&rng);
     for (size_t i = 0; i < pqk; i++) r[i] = (float)rng_normal(&rng);
     for (size_t i = 0; i < nw; i++) w[i] = (float)(rng_normal(&rng) / sqrt((double)rsc));
     SparseGrad sg;
@@ -266,14 +267,19 @@ static void reuse_case(const ConvCase *cc, int threads, size_t bytes, uint64_t s
     memset(dx1, 0xff, hwc * sizeof *dx1); /* overwritten, not accumulated */
     memset(dw, 0xff, nw * sizeof *dw);
     sparse_vec_conv_bwd_data_dense1(r, w, g, &ws, dx1);
-    sparse_vec_conv_bwd_weights_reuse(&sg, x, r, xsum, g, &ws, dw);
+    sparse_vec_conv_bwd_weights_reuse(&sg, x, r, g, &ws, xsum, dw);
     sparse_vec_conv_bwd_data_dense1(r, w, g, &ws, dx1b);
-    sparse_vec_conv_bwd_weights_reuse(&sg, x, r, xsum, g, &ws, dwb);
+    sparse_vec_conv_bwd_weights_reuse(&sg, x, r, g, &ws, xsum2, dwb);
     assert_int_equal(mem_n_allocs(), allocs0);
     assert_memory_equal(dx1, dx1b, hwc * sizeof *dx1);
     assert_memory_equal(dw, dwb, nw * sizeof *dw);
+    assert_memory_equal(xsum, xsum2, hwc * sizeof *xsum);
 
-    ref_conv_bwd(r, w, xsum, g1, rdx1, rdw1); /* R's terms: one sample */
+    for (size_t i = 0; i < nx; i++) rxsum[i % hwc] += x[i]; /* the batch sum of X */
+    snprintf(what, sizeof what, "%s threads %d bytes %zu: batch sum of X", cc->what, threads, bytes);
+    assert_close_fd(what, xsum, rxsum, hwc, 1e-6);
+    for (size_t i = 0; i < hwc; i++) xsum_f[i] = (float)rxsum[i];
+    ref_conv_bwd(r, w, xsum_f, g1, rdx1, rdw1); /* R's terms: one sample, over the batch sum */
     ref_conv_bwd(sd, w, x, g, rdx, rdw);      /* S's */
     for (size_t i = 0; i < nw; i++) rdw[i] += rdw1[i];
     snprintf(what, sizeof what, "%s threads %d bytes %zu: dx1 of R vs double", cc->what, threads, bytes);
@@ -283,7 +289,8 @@ static void reuse_case(const ConvCase *cc, int threads, size_t bytes, uint64_t s
 
     sparse_vec_workspace_deinit(&ws);
     sparse_deinit(&sg);
-    mem_free(sd), mem_free(x), mem_free(w), mem_free(r), mem_free(xsum);
+    mem_free(sd), mem_free(x), mem_free(w), mem_free(r), mem_free(xsum), mem_free(xsum2), mem_free(xsum_f);
+    mem_free(rxsum);
     mem_free(dx1), mem_free(dx1b), mem_free(dw), mem_free(dwb);
     mem_free(rdx), mem_free(rdw), mem_free(rdx1), mem_free(rdw1);
     omp_set_num_threads(saved);
