@@ -561,9 +561,30 @@ void sparse_vec_conv_bwd_data_dense1(const float *r, const float *w_ohwi, ConvGe
     const size_t pq = (size_t)g.p * g.q, rsc = (size_t)g.r * g.s * g.c, kk = (size_t)g.k;
     const size_t hwc = (size_t)g.h * g.w * g.c, hr = (hwc + 15) & ~(size_t)15;
     int n_threads = ws->n_threads < omp_get_max_threads() ? ws->n_threads : omp_get_max_threads();
+    int blas = sv_blas_begin();
+    if (n_threads > 1 && kk * rsc > SPARSE_VEC_ROWSPLIT_MAX && pq * rsc <= (size_t)n_threads * ws->cols_cap) {
+        /* a large W and all positions' blocks fit the buffers: each thread computes a column slice of
+         * every block (W read once), then one thread adds them into dx1 */
+#pragma omp parallel num_threads(n_threads)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            size_t j0, j1;
+            sv_col_range(rsc, t, nt, &j0, &j1);
+            if (j1 > j0)
+                sv_gemm(false, (int)pq, (int)(j1 - j0), g.k, r, g.k, w_ohwi + j0, (int)rsc, 0.0f, ws->cols + j0,
+                        (int)rsc);
+#pragma omp barrier
+#pragma omp single
+            {
+                memset(dx1, 0, hwc * sizeof *dx1);
+                for (size_t j = 0; j < pq; j++) sv_col2im(g, j, ws->cols + j * rsc, dx1);
+            }
+        }
+        sv_blas_end(blas);
+        return;
+    }
     if (hr + rsc > ws->cols_cap) n_threads = 1; /* no room for a private copy */
     size_t chunk = sv_chunk(ws->cols_cap - (n_threads > 1 ? hr : 0), rsc);
-    int blas = sv_blas_begin();
 #pragma omp parallel num_threads(n_threads)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
