@@ -1337,38 +1337,42 @@ fail:
     return rc;
 }
 
-static int conv_backward_scheme(Layer *l) {
+/* Backend sparse, structured S (resprop-vec): everything on the gathered-GEMM kernels and the OHWI
+ * weights, the reuse terms included (dx1 from R, then every sample's dx starts from it; the batch sum
+ * of X, R's weight gradient over it and S's in one accumulation), then one reorder of dW back. */
+static int conv_backward_vec(Layer *l) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
-    SchemeOut *o = &ls->out;
-    Param *p = &l->params[0];
-    Dims4 in = l->in[0], out = l->out;
-    TRY(sync_shared(l));
-    bool backend_sparse = l->m_w_ohwi != NULL;
-    memset(o, 0, sizeof *o);
-    o->g = l->dy;
-    o->s = ls->s_buf;
-    o->tau = NAN;
-    o->csr = backend_sparse ? &l->csr : NULL;
-    TRY(ls->scheme->sparsify(ls->state, ls->cfg, &ls->step, o));
-    ls->cos_dw = NAN;
-    ls->ran_sparse = false;
-    float *dense_dw = l->ctx->shared[CTX_DENSE_DW];
-    if (ls->want_dense_dw && !o->dense) { /* the true dense weight gradient, for comparison */
-        TRY(conv_weight_grad(l, l->m_dy));
+    const SchemeOut *o = &ls->out;
+    float *w = l->ctx->shared[CTX_SPARSE_W], *dw = l->ctx->shared[CTX_SPARSE_DW], *dx1 = NULL;
+    if (l->dx[0]) {
+        TRY(exec_step(l, &l->sp_w_reorder));
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
-        memcpy(dense_dw, p->dw, p->n_stored * sizeof(float));
+        if (o->r) {
+            dx1 = l->ctx->shared[CTX_REUSE_DX];
+            sparse_vec_conv_bwd_data_dense1(o->r, w, l->geom, ls->vws, dx1);
+        }
+        sparse_vec_conv_bwd_data_init(&l->csr, w, l->geom, ls->vws, dx1, l->dx[0]);
     }
-    if (o->dense) {
-        TRY(run_steps(l, l->bwd, l->n_bwd));
-        if (ls->want_dense_dw) ls->cos_dw = 1.0;
-        return 0;
+    if (o->r) {
+        sparse_vec_conv_bwd_weights_reuse(&l->csr, l->x[0], o->r, l->geom, ls->vws, l->ctx->shared[CTX_REUSE_XSUM],
+                                          dw);
+    } else {
+        sparse_vec_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->vws, dw);
     }
-    bool run_sparse = backend_sparse && o->density <= ls->breakeven;
-    if (backend_sparse) {
-        if (o->csr_written && (!run_sparse || ls->want_dense_dw)) sparse_to_dense(&l->csr, ls->s_buf);
-        if (run_sparse && !o->csr_written) TRY(sparse_from_dense(&l->csr, ls->s_buf));
-    }
+    TRY(exec_step(l, &l->sp_dw_reorder));
+    DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+fail:
+    return rc;
+}
+
+/* The split form's S and reuse terms, S on the sparse kernels (run_sparse) or on oneDNN. */
+static int conv_backward_split(Layer *l, bool run_sparse) {
+    int rc = 0;
+    LayerScheme *ls = l->scheme;
+    const SchemeOut *o = &ls->out;
+    Param *p = &l->params[0];
+    Dims4 in = l->in[0];
     /* the reuse terms first: the sparse kernels start dx from their input gradient dx1 */
     const float *dx1 = NULL, *dw1 = NULL;
     bool wbwd_done = false;
@@ -1401,6 +1405,48 @@ static int conv_backward_scheme(Layer *l) {
         if (dx1) add_broadcast(l->dx[0], dx1, in.n, dims_sample(in));
     }
     if (dw1) layer_add_into(p->dw, dw1, p->n_stored);
+fail:
+    return rc;
+}
+
+static int conv_backward_scheme(Layer *l) {
+    int rc = 0;
+    LayerScheme *ls = l->scheme;
+    SchemeOut *o = &ls->out;
+    Param *p = &l->params[0];
+    Dims4 out = l->out;
+    TRY(sync_shared(l));
+    bool backend_sparse = l->m_w_ohwi != NULL;
+    memset(o, 0, sizeof *o);
+    o->g = l->dy;
+    o->s = ls->s_buf;
+    o->tau = NAN;
+    o->csr = backend_sparse ? &l->csr : NULL;
+    TRY(ls->scheme->sparsify(ls->state, ls->cfg, &ls->step, o));
+    ls->cos_dw = NAN;
+    ls->ran_sparse = false;
+    float *dense_dw = l->ctx->shared[CTX_DENSE_DW];
+    if (ls->want_dense_dw && !o->dense) { /* the true dense weight gradient, for comparison */
+        TRY(conv_weight_grad(l, l->m_dy));
+        DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
+        memcpy(dense_dw, p->dw, p->n_stored * sizeof(float));
+    }
+    if (o->dense) {
+        TRY(run_steps(l, l->bwd, l->n_bwd));
+        if (ls->want_dense_dw) ls->cos_dw = 1.0;
+        return 0;
+    }
+    bool run_sparse = backend_sparse && o->density <= ls->breakeven;
+    if (backend_sparse) {
+        if (o->csr_written && (!run_sparse || ls->want_dense_dw)) sparse_to_dense(&l->csr, ls->s_buf);
+        if (run_sparse && !o->csr_written) TRY(sparse_from_dense(&l->csr, ls->s_buf));
+    }
+    if (run_sparse && o->structured && o->csr_written && ls->vws) {
+        TRY(conv_backward_vec(l));
+        ls->ran_sparse = true;
+    } else {
+        TRY(conv_backward_split(l, run_sparse));
+    }
     if (l->spec.bias) { /* the bias gradient stays dense: sum of G over N, P, Q */
         float *db = l->params[1].dw;
         int k = out.c;

@@ -1,22 +1,29 @@
 /* sparse_vec.h: the backward convolutions for a STRUCTURED sparse output gradient (every CSR row of
  * core/sparse.h empty or full, as resprop-vec writes it): the active positions' values already form
- * a packed (n_active x K) row-major matrix in s->val, so both backward passes are dense GEMMs
- * (OpenBLAS cblas_sgemm) over the gathered active positions:
+ * a packed (n_active x K) row-major matrix in s->val, so both backward passes are dense GEMMs over
+ * the gathered active positions (oneDNN's dnnl_sgemm; OpenBLAS for outputs narrower than 64 columns):
  *   bwd_data:    cols (m x R*S*C) = vals (m x K) * W (K x R*S*C, OHWI as a matrix), then col2im:
  *                each active position's R*S*C block is added into dx at its window (taps outside the
  *                input skipped);
  *   bwd_weights: dW (K x R*S*C) = sum over chunks of vals^T (K x m) * im2col rows (m x R*S*C) gathered
  *                from x (zeros outside the input).
+ * ReSprop's reuse terms run on the same kernels: R (P,Q,K) is one dense sample, so its input gradient
+ * is bwd_data of one sample (sparse_vec_conv_bwd_data_dense1) and its weight gradient over the batch
+ * sum of X joins S's in one accumulation (sparse_vec_conv_bwd_weights_reuse).
  * Layouts as core/sparse_kernels.h: activations NHWC, weights OHWI (K,R,S,C).
  *
- * Threads: one OpenMP region per call; inside it each thread runs single-threaded sgemms on the
- * units it claims dynamically (bwd_data: runs of whole samples, so col2im has no races; bwd_weights:
- * 16-float-aligned column ranges of dW of about 256 columns). A unit's result does not depend on the
- * thread that computes it. OpenBLAS must run at one thread inside OpenMP regions: the kernels set
- * openblas_set_num_threads(1) for the call when it is not already 1 and restore it afterwards (the
+ * Threads: one OpenMP region per call; inside it each thread runs single-threaded GEMMs. bwd_data:
+ * runs of whole samples claimed dynamically (no col2im races), each sample assembled in a scratch
+ * copy in cache and then streamed into dx; when W (K*R*S*C) is large, every chunk of positions is
+ * instead computed by column slices of W (each thread one slice, so W is read once) and added by
+ * sample ranges. bwd_weights: for a small dW each thread accumulates its contiguous share of the
+ * positions into a private dW, summed in thread order afterwards; for a large one, 16-float-aligned
+ * column ranges of dW of about 256 columns claimed dynamically. Every partition depends only on the
+ * shapes, the workspace and the thread count, so results are bit-identical across calls with the
+ * same workspace and thread count. OpenBLAS must run at one thread inside OpenMP regions: the kernels
+ * set openblas_set_num_threads(1) for the call when it is not already 1 and restore it afterwards (the
  * `resprop` CLI keeps it at 1 anyway). Work is cut into chunks of at most ws->cols_cap floats per
- * thread, so memory stays bounded whatever the layer. Results are bit-identical across calls with
- * the same workspace and thread count. Nothing allocates per call. */
+ * thread, so memory stays bounded whatever the layer. Nothing allocates per call. */
 #ifndef RESPROP_SPARSE_VEC_H
 #define RESPROP_SPARSE_VEC_H
 
@@ -56,5 +63,18 @@ void sparse_vec_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, Con
  * input x (N,H,W,C). Same assertions; allocates nothing. */
 void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseVecWorkspace *ws,
                                  float *dw_ohwi);
+
+/* dw_ohwi (K,R,S,C), overwritten: the weight gradient of the structured S over x (N,H,W,C) plus that
+ * of the dense single-sample gradient r (P,Q,K) over the batch sum of x (ReSprop's reuse term: R
+ * against sum_n X[n]); xsum (H,W,C), overwritten, receives that batch sum. When the per-thread blocks
+ * fit the workspace, the batch sum is taken in the same pass over x as the gather (per-thread partial
+ * sums, added in thread order). Same assertions; allocates nothing. */
+void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, const float *r, ConvGeom g,
+                                       SparseVecWorkspace *ws, float *xsum, float *dw_ohwi);
+
+/* dx1 (H,W,C), overwritten: the input gradient of ONE sample for the dense output gradient r (P,Q,K)
+ * (the reuse term's; g.n is ignored). ASSERTs R*S*C <= ws->max_rsc. Allocates nothing. */
+void sparse_vec_conv_bwd_data_dense1(const float *r, const float *w_ohwi, ConvGeom g, SparseVecWorkspace *ws,
+                                     float *dx1);
 
 #endif

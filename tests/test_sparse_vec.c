@@ -32,6 +32,8 @@ static const ConvCase cases[] = {
     {"7x7 s2 p3 C=3", 2, 3, 16, 16, 16, 7, 7, 2, 3},
     {"5x5 s1 p0", 3, 6, 12, 12, 8, 5, 5, 1, 0},
     {"3x3 s1 p1 K=5 C=20", 2, 20, 5, 7, 5, 3, 3, 1, 1},
+    /* K*R*S*C above SPARSE_VEC_ROWSPLIT_MAX: bwd_data's column split, bwd_weights' column pieces */
+    {"3x3 s1 p1 K=64 C=512", 3, 512, 4, 4, 64, 3, 3, 1, 1},
 };
 
 
@@ -229,11 +231,87 @@ static void test_workspace_errors(void **state) {
     assert_int_equal(mem_live_bytes(), live0);
 }
 
+/* The reuse-term kernels: sparse_vec_conv_bwd_data_dense1 (one dense sample R) and
+ * sparse_vec_conv_bwd_weights_reuse (S over X plus R over the batch sum of X, which it also returns)
+ * against the double loops, for every case, 1 and 2 threads, default and one-block workspaces (the
+ * fused batch sum, and the separate one); bit-identical repeats; no allocation inside. */
+static void reuse_case(const ConvCase *cc, int threads, size_t bytes, uint64_t seed) {
+    size_t live0 = mem_live_bytes();
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    char what[160];
+    ConvGeom g = sparse_geom(cc->n, cc->c, cc->h, cc->w, cc->k, cc->r, cc->s, cc->stride, cc->pad);
+    ConvGeom g1 = g;
+    g1.n = 1;
+    const size_t rows = (size_t)g.n * g.p * g.q, ny = rows * g.k, nx = (size_t)g.n * g.h * g.w * g.c;
+    const size_t rsc = (size_t)g.r * g.s * g.c, nw = (size_t)g.k * rsc, hwc = (size_t)g.h * g.w * g.c;
+    const size_t pqk = (size_t)g.p * g.q * g.k;
+    Rng rng;
+    rng_init(&rng, seed);
+    float *sd = tu_falloc(ny), *x = tu_falloc(nx), *w = tu_falloc(nw), *r = tu_falloc(pqk), *xsum = tu_falloc(hwc);
+    float *xsum2 = tu_falloc(hwc), *xsum_f = tu_falloc(hwc);
+    double *rxsum = tu_dalloc(hwc);
+    float *dx1 = tu_falloc(hwc), *dx1b = tu_falloc(hwc), *dw = tu_falloc(nw), *dwb = tu_falloc(nw);
+    double *rdx = tu_dalloc(nx), *rdw = tu_dalloc(nw), *rdx1 = tu_dalloc(hwc), *rdw1 = tu_dalloc(nw);
+    draw_structured(&rng, sd, rows, g.k, 0.2);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)rng_normal(&rng);
+    for (size_t i = 0; i < pqk; i++) r[i] = (float)rng_normal(&rng);
+    for (size_t i = 0; i < nw; i++) w[i] = (float)(rng_normal(&rng) / sqrt((double)rsc));
+    SparseGrad sg;
+    assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny), 0);
+    assert_int_equal(sparse_from_dense(&sg, sd), 0);
+    SparseVecWorkspace ws;
+    assert_int_equal(sparse_vec_workspace_init(&ws, rsc, 0, bytes), 0);
+
+    size_t allocs0 = mem_n_allocs();
+    memset(dx1, 0xff, hwc * sizeof *dx1); /* overwritten, not accumulated */
+    memset(dw, 0xff, nw * sizeof *dw);
+    sparse_vec_conv_bwd_data_dense1(r, w, g, &ws, dx1);
+    sparse_vec_conv_bwd_weights_reuse(&sg, x, r, g, &ws, xsum, dw);
+    sparse_vec_conv_bwd_data_dense1(r, w, g, &ws, dx1b);
+    sparse_vec_conv_bwd_weights_reuse(&sg, x, r, g, &ws, xsum2, dwb);
+    assert_int_equal(mem_n_allocs(), allocs0);
+    assert_memory_equal(dx1, dx1b, hwc * sizeof *dx1);
+    assert_memory_equal(dw, dwb, nw * sizeof *dw);
+    assert_memory_equal(xsum, xsum2, hwc * sizeof *xsum);
+
+    for (size_t i = 0; i < nx; i++) rxsum[i % hwc] += x[i]; /* the batch sum of X */
+    snprintf(what, sizeof what, "%s threads %d bytes %zu: batch sum of X", cc->what, threads, bytes);
+    assert_close_fd(what, xsum, rxsum, hwc, 1e-6);
+    for (size_t i = 0; i < hwc; i++) xsum_f[i] = (float)rxsum[i];
+    ref_conv_bwd(r, w, xsum_f, g1, rdx1, rdw1); /* R's terms: one sample, over the batch sum */
+    ref_conv_bwd(sd, w, x, g, rdx, rdw);      /* S's */
+    for (size_t i = 0; i < nw; i++) rdw[i] += rdw1[i];
+    snprintf(what, sizeof what, "%s threads %d bytes %zu: dx1 of R vs double", cc->what, threads, bytes);
+    assert_close_fd(what, dx1, rdx1, hwc, TOL);
+    snprintf(what, sizeof what, "%s threads %d bytes %zu: dW of S and R vs double", cc->what, threads, bytes);
+    assert_close_fd(what, dw, rdw, nw, TOL);
+
+    sparse_vec_workspace_deinit(&ws);
+    sparse_deinit(&sg);
+    mem_free(sd), mem_free(x), mem_free(w), mem_free(r), mem_free(xsum), mem_free(xsum2), mem_free(xsum_f);
+    mem_free(rxsum);
+    mem_free(dx1), mem_free(dx1b), mem_free(dw), mem_free(dwb);
+    mem_free(rdx), mem_free(rdw), mem_free(rdx1), mem_free(rdw1);
+    omp_set_num_threads(saved);
+    assert_int_equal(mem_live_bytes(), live0);
+}
+
+static void test_reuse_terms(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int t = 1; t <= 2; t++) {
+            reuse_case(&cases[i], t, 0, 500 + i);
+            reuse_case(&cases[i], t, 1, 600 + i); /* one R*S*C block: no room for private copies */
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_small_workspace),
         cmocka_unit_test(test_data_init),
+        cmocka_unit_test(test_reuse_terms),
         cmocka_unit_test(test_blas_threads_restored),
         cmocka_unit_test(test_workspace_errors),
     };
