@@ -361,6 +361,22 @@ static void sv_weights_piece(const SvSource *src, int n_src, ConvGeom g, const S
         for (size_t k = 0; k < kk; k++) memset(dw + k * rsc + j0, 0, width * sizeof *dw);
 }
 
+/* Called by every thread of a parallel region, after a barrier: dst[0..n) += the private copies that
+ * threads 1..nt-1 left at the start of their ws->cols buffers (thread 0 wrote into dst itself).
+ * Work-shared over 16-float blocks; ends with the implicit barrier of its omp for. */
+static void sv_reduce_private(const SparseVecWorkspace *ws, int nt, float *dst, size_t n) {
+#pragma omp for schedule(static)
+    for (size_t e = 0; e < n; e += 16) {
+        size_t len = n - e < 16 ? n - e : 16;
+        for (int v = 1; v < nt; v++) {
+            const float *restrict from = ws->cols + (size_t)v * ws->cols_cap + e;
+            float *restrict d = dst + e;
+#pragma omp simd
+            for (size_t c = 0; c < len; c++) d[c] += from[c];
+        }
+    }
+}
+
 /* Row split: thread t of nt takes the t-th contiguous share of each source's active positions and
  * accumulates their dW into a private (K, R*S*C) block (thread 0: dw itself, from beta0), then the
  * blocks are summed in thread order. Needs cols_cap >= kr + rsc (kr: the block, rounded to 16 floats). */
@@ -388,16 +404,7 @@ static void sv_weights_rows(const SvSource *src, int n_src, ConvGeom g, const Sp
         }
         if (beta == 0.0f) memset(dst, 0, nw * sizeof *dst);
 #pragma omp barrier
-#pragma omp for schedule(static)
-        for (size_t e = 0; e < nw; e += 16) {
-            size_t len = nw - e < 16 ? nw - e : 16;
-            for (int v = 1; v < nt; v++) {
-                const float *restrict from = ws->cols + (size_t)v * ws->cols_cap + e;
-                float *restrict d = dw + e;
-#pragma omp simd
-                for (size_t c = 0; c < len; c++) d[c] += from[c];
-            }
-        }
+        sv_reduce_private(ws, nt, dw, nw);
     }
 }
 
@@ -521,16 +528,7 @@ static void sv_weights_samples(const SparseGrad *s, const float *x, const float 
         }
         if (beta == 0.0f) memset(dst, 0, nw * sizeof *dst);
 #pragma omp barrier
-#pragma omp for schedule(static)
-        for (size_t e = 0; e < nw; e += 16) {
-            size_t len = nw - e < 16 ? nw - e : 16;
-            for (int v = 1; v < nt; v++) {
-                const float *restrict from = ws->cols + (size_t)v * ws->cols_cap + e;
-                float *restrict d = dw + e;
-#pragma omp simd
-                for (size_t c = 0; c < len; c++) d[c] += from[c];
-            }
-        }
+        sv_reduce_private(ws, nt, dw, nw);
     }
 }
 
@@ -599,16 +597,7 @@ void sparse_vec_conv_bwd_data_dense1(const float *r, const float *w_ohwi, ConvGe
             off += m;
         }
 #pragma omp barrier
-#pragma omp for schedule(static)
-        for (size_t e = 0; e < hwc; e += 16) {
-            size_t len = hwc - e < 16 ? hwc - e : 16;
-            for (int v = 1; v < nt; v++) {
-                const float *restrict from = ws->cols + (size_t)v * ws->cols_cap + e;
-                float *restrict d = dx1 + e;
-#pragma omp simd
-                for (size_t c = 0; c < len; c++) d[c] += from[c];
-            }
-        }
+        sv_reduce_private(ws, nt, dx1, hwc);
     }
     sv_blas_end(blas);
 }
