@@ -249,6 +249,8 @@ fail:
     return rc;
 }
 
+int resprop_stored_sample(Rng rng, int n) { return (int)rng_below(&rng, (uint64_t)n); }
+
 int resprop_state_sparsify(void *state, const void *cfg, const SchemeStep *st, SchemeOut *out) {
     int rc = 0;
     ResPropState *s = state;
@@ -292,8 +294,7 @@ int resprop_state_sparsify(void *state, const void *cfg, const SchemeStep *st, S
     if (s->batchmean) {
         resprop_batch_mean(next, g, n, m);
     } else {
-        Rng rng = st->rng;
-        size_t x = (size_t)rng_below(&rng, (uint64_t)n);
+        size_t x = (size_t)resprop_stored_sample(st->rng, n);
         memcpy(next, g + x * m, m * sizeof *next);
     }
     s->cur = 1 - s->cur;
@@ -389,7 +390,28 @@ static inline size_t resprop_mask_row(const float *restrict g, const float *rest
 #ifdef __AVX512F__
     const __m512 vt = _mm512_set1_ps(tf);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (int k0 = 0; k0 < k_count; k0 += 16) {
+    int k0 = 0;
+    /* 32 channels per iteration: both halves' masks and compressions are independent, only their
+     * stores wait for the running count */
+    for (; k0 + 32 <= k_count; k0 += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(g + k0), _mm512_loadu_ps(r + k0));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(g + k0 + 16), _mm512_loadu_ps(r + k0 + 16));
+        __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_abs_ps(d0), vt, _CMP_GT_OQ);
+        __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_abs_ps(d1), vt, _CMP_GT_OQ);
+        unsigned p0 = (unsigned)__builtin_popcount((unsigned)m0), p1 = (unsigned)__builtin_popcount((unsigned)m1);
+        __m512 v0 = _mm512_maskz_compress_ps(m0, d0), v1 = _mm512_maskz_compress_ps(m1, d1);
+        __m512i base = _mm512_add_epi32(_mm512_set1_epi32(k0), iota);
+        __m256i i0 = _mm512_cvtepi32_epi16(_mm512_maskz_compress_epi32(m0, base));
+        __m512i base1 = _mm512_add_epi32(base, _mm512_set1_epi32(16));
+        __m256i i1 = _mm512_cvtepi32_epi16(_mm512_maskz_compress_epi32(m1, base1));
+        __mmask16 l0 = (__mmask16)((1u << p0) - 1u), l1 = (__mmask16)((1u << p1) - 1u);
+        _mm512_mask_storeu_ps(val + cnt, l0, v0);
+        _mm256_mask_storeu_epi16(chan + cnt, l0, i0);
+        _mm512_mask_storeu_ps(val + cnt + p0, l1, v1);
+        _mm256_mask_storeu_epi16(chan + cnt + p0, l1, i1);
+        cnt += p0 + p1;
+    }
+    for (; k0 < k_count; k0 += 16) {
         int left = k_count - k0;
         __mmask16 lm = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(lm, g + k0), _mm512_maskz_loadu_ps(lm, r + k0));

@@ -149,8 +149,14 @@ size_t resprop_state_bytes(const void *state);
 void resprop_state_save(const void *state, void *blob);
 int resprop_state_load(void *state, const void *blob, size_t bytes);
 
-/* resprop-vec's decision for one position: d[0..k) = g - r (float), and whether
- * sqrt(sum_k d_k^2 / k) > tau (the sum of squares in double). Pure; d may not alias g or r. */
+/* Which of the batch's n samples a step stores as the next R (sample = random): the first draw of
+ * the step's rng. The one place that choice is made; benchmarks use it to know a run's R in advance. */
+int resprop_stored_sample(Rng rng, int n);
+
+/* resprop-vec's difference at one position: d[0..k) = g - r (float) and the RMS
+ * sqrt(sum_k d_k^2 / k) (the sum of squares in double, in a fixed order). Pure; d may not alias g or r. */
+double resprop_vec_diff_rms(const float *g, const float *r, int k, float *d);
+/* resprop-vec's decision for one position: resprop_vec_diff_rms(g, r, k, d) > tau. */
 bool resprop_vec_decide(const float *g, const float *r, int k, double tau, float *d);
 
 #endif

@@ -145,6 +145,11 @@ const char *sparse_class_name(SparseClass c) {
 
 /* ---- the slot-writer protocol ------------------------------------------------------------------ */
 
+/* A slot's nonzeros move to their final place in parallel pieces when there are this many and the
+ * source and destination do not overlap (the usual case: density below 1/2). */
+#define SPARSE_COPY_PAR_MIN ((size_t)1 << 16)
+#define SPARSE_COPY_PIECE ((size_t)1 << 14)
+
 void sparse_slot_rows(const SparseGrad *sg, int t, int n_slots, size_t *lo, size_t *hi) {
     size_t pq = (size_t)sg->p * sg->q;
     *lo = (size_t)((long long)t * sg->n / n_slots) * pq;
@@ -169,8 +174,17 @@ void sparse_slot_finish(SparseGrad *sg, int n_slots) {
         if (lo == hi) continue;
         size_t base = lo * K, count = (size_t)sg->row_ptr[hi] - base;
         if (base != end) {
-            memmove(sg->chan + end, sg->chan + base, count * sizeof *sg->chan);
-            memmove(sg->val + end, sg->val + base, count * sizeof *sg->val);
+            if (end + count <= base && count >= SPARSE_COPY_PAR_MIN) { /* disjoint: copy in parallel pieces */
+#pragma omp parallel for schedule(static)
+                for (size_t a = 0; a < count; a += SPARSE_COPY_PIECE) {
+                    size_t len = count - a < SPARSE_COPY_PIECE ? count - a : SPARSE_COPY_PIECE;
+                    memcpy(sg->chan + end + a, sg->chan + base + a, len * sizeof *sg->chan);
+                    memcpy(sg->val + end + a, sg->val + base + a, len * sizeof *sg->val);
+                }
+            } else {
+                memmove(sg->chan + end, sg->chan + base, count * sizeof *sg->chan);
+                memmove(sg->val + end, sg->val + base, count * sizeof *sg->val);
+            }
             int32_t shift = (int32_t)(base - end);
             for (size_t i = lo + 1; i <= hi; i++) sg->row_ptr[i] -= shift;
         }

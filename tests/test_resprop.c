@@ -767,6 +767,7 @@ static void test_resprop_fused_csr(void **state) {
         {5, 3, 3, 40},   /* N not a multiple of the slots */
         {1, 2, 2, 7},    /* one sample: an empty slot with two threads */
         {8, 16, 16, 17}, /* > RESPROP_OMP_MIN elements: the parallel path */
+        {4, 32, 32, 128}, /* tau 1.0: slot 1 moves > 2^16 nonzeros to a disjoint place, in parallel pieces */
     };
     static const char *const taus[] = {"0.5", "1e-30", "1.0"}; /* mixed, keep-all, keep-few */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
