@@ -373,28 +373,41 @@ typedef struct {
 } BackwardRow;
 
 /* Times one conv layer at each density: returns rows[0..nd). */
-/* For resprop-vec: the threshold on the RMS of G[n] - G[n'] over K channels that leaves a fraction d of
- * the positions active, from the positions of consecutive sample pairs (the stored sample is one of
- * the others). */
-static double tau_vec_for_density(const float *g, GradShape sh, double d, double *work) {
-    size_t pos = (size_t)sh.n * sh.p * sh.q, m = grad_sample(sh), k = (size_t)sh.k;
-    for (size_t i = 0; i < pos; i++) {
-        size_t n = i / ((size_t)sh.p * sh.q), off = i % ((size_t)sh.p * sh.q);
-        const float *a = g + n * m + off * k, *b = g + ((n + 1) % (size_t)sh.n) * m + off * k;
-        double s = 0;
-        for (size_t j = 0; j < k; j++) s += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
-        work[i] = sqrt(s / (double)k);
+/* For resprop-vec: the threshold that makes the timed calls' mean density d. The bench's G is the same
+ * in every call, so the R of call s is known in advance: sample xs[s] of G, the one the scheme stored
+ * the call before (resprop_stored_sample). The RMS differences of every position against each call's
+ * R are pooled (work: n_calls * N*P*Q doubles), computed as the scheme computes them
+ * (resprop_vec_diff_rms), and tau leaves round(d * pool) of them strictly above it, or, where equal
+ * values make that count impossible, the nearest count (the larger one on a tie). Equal values are
+ * common: the pair (n, x) of one call and (x, n) of another give the same RMS. The stored sample's own
+ * positions (difference 0) are in the pool: they never become active. */
+static double tau_vec_for_density(const float *g, GradShape sh, double d, const int *xs, long n_calls, float *dbuf,
+                                  double *work) {
+    size_t pq = (size_t)sh.p * sh.q, pos = (size_t)sh.n * pq, m = grad_sample(sh), k = (size_t)sh.k, t = 0;
+    for (long s = 0; s < n_calls; s++) {
+        const float *r = g + (size_t)xs[s] * m;
+        for (size_t i = 0; i < pos; i++) work[t++] = resprop_vec_diff_rms(g + i * k, r + (i % pq) * k, sh.k, dbuf);
     }
-    qsort(work, pos, sizeof *work, cmp_double);
-    size_t idx = (size_t)((1.0 - d) * (double)pos);
-    return work[idx < pos ? idx : pos - 1];
+    qsort(work, t, sizeof *work, cmp_double);
+    size_t want = (size_t)llround(d * (double)t);
+    if (want >= t) return 0.0;
+    if (want == 0) return work[t - 1];
+    /* the run of values equal to v = work[t - want - 1]: tau = v leaves fewer than want above when the
+     * run reaches past it, tau just below the run leaves more */
+    size_t hi = t - want - 1, lo = hi;
+    while (hi + 1 < t && work[hi + 1] == work[hi]) hi++;
+    while (lo > 0 && work[lo - 1] == work[lo]) lo--;
+    size_t fewer = t - 1 - hi, more = t - lo; /* counts above tau = v and above tau just below v */
+    if (lo == 0 || want - fewer < more - want) return work[hi];
+    return work[lo - 1];
 }
 
 /* resprop-vec's bench gradient: every position's K-vector scaled to RMS 1. Its reuse decision compares
  * the RMS of G[n] - R at a position with tau, R being one stored sample: with iid normal entries the
- * norms of the stored sample's vectors alone (relative spread sqrt(2/K)) would move the density of a
- * step far from the asked one when a layer has few positions (layer4 of resnet18: 16 per sample, K =
- * 512). With equal norms only the angles between vectors decide, as the threshold estimate assumes. */
+ * norms of the stored sample's vectors alone (relative spread sqrt(2/K)) would move each call's density
+ * far from the mean when a layer has few positions (layer4 of resnet18: 16 per sample, K = 512). With
+ * equal norms only the angles between vectors decide, and every call stays near the mean density that
+ * tau_vec_for_density sets. */
 static void normalize_positions(float *g, size_t n_pos, size_t k) {
     for (size_t i = 0; i < n_pos; i++) {
         float *v = g + i * k;
@@ -411,6 +424,8 @@ static int time_layer(const BenchConfig *c, const Scheme *sch, const LayerSpec *
     Layer *ld = NULL, *ls_layer = NULL;
     float *x = NULL, *y = NULL, *g = NULL, *dx = NULL, *sbuf = NULL;
     double *td = NULL, *tsp = NULL, *work = NULL;
+    int *xsamp = NULL;
+    float *dbuf = NULL;
     void *state = NULL;
     SparseGrad store = {0};
     SparseWorkspace ws = {0};
@@ -439,13 +454,25 @@ static int time_layer(const BenchConfig *c, const Scheme *sch, const LayerSpec *
     GradShape shape = {out.n, out.h, out.w, out.c};
     bool vec = sch == &scheme_resprop_vec;
     if (vec) {
-        work = mem_alloc((size_t)out.n * out.h * out.w * sizeof *work);
-        if (!work) FAIL(ERR_NOMEM, "bench: out of memory");
+        work = mem_alloc((size_t)reps * out.n * out.h * out.w * sizeof *work);
+        xsamp = mem_alloc((size_t)reps * sizeof *xsamp);
+        dbuf = mem_alloc((size_t)out.c * sizeof *dbuf);
+        if (!work || !xsamp || !dbuf) FAIL(ERR_NOMEM, "bench: out of memory");
     }
     for (int di = 0; di < nd; di++) {
         ResPropOptions opt;
         TRY(config_defaults(sch->options, &opt));
-        double tau = vec ? tau_vec_for_density(g, shape, dens[di], work) : tau_for_density(dens[di]);
+        Rng srng = rng_split(&rng, 0x5eed + (uint64_t)di);
+        double tau;
+        if (vec) { /* timed call s (step warmup + 1 + s) reuses the sample stored at step warmup + s */
+            for (long r = 0; r < reps; r++)
+                xsamp[r] = resprop_stored_sample(rng_split(&srng, (uint64_t)(warmup + r)), out.n);
+            tau = tau_vec_for_density(g, shape, dens[di], xsamp, reps, dbuf, work);
+        } else {
+            /* the stored sample's own entries (G - R = 0) never pass: aim the others at d * N / (N - 1) */
+            double dd = out.n > 1 ? dens[di] * out.n / (out.n - 1) : dens[di];
+            tau = tau_for_density(dd < 1.0 ? dd : 1.0);
+        }
         snprintf(opt.warmup, sizeof opt.warmup, "none");
         opt.margin = 0;
         opt.reset_each_epoch = false;
@@ -463,7 +490,6 @@ static int time_layer(const BenchConfig *c, const Scheme *sch, const LayerSpec *
         TRY(layer_attach_scheme(ls_layer, &lsch));
         TRY(layer_bind(ls_layer, xs, y, dxs, g));
         TRY(layer_forward(ls_layer, true));
-        Rng srng = rng_split(&rng, 0x5eed + (uint64_t)di);
         long step = 0;
         /* the scheme's first call stores its reuse sample (a dense step): never timed */
         lsch.step = (SchemeStep){.step = 0, .epoch = 1000, .steps_per_epoch = 1L << 40, .total_steps = 1L << 40,
@@ -503,6 +529,7 @@ fail:
     sparse_workspace_deinit(&ws);
     sparse_vec_workspace_deinit(&vws);
     mem_free(x), mem_free(dx), mem_free(y), mem_free(g), mem_free(sbuf), mem_free(td), mem_free(tsp), mem_free(work);
+    mem_free(xsamp), mem_free(dbuf);
     return rc;
 }
 
