@@ -305,10 +305,33 @@ void sparse_vec_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, Con
     sv_blas_end(blas);
 }
 
+/* dst[0, c) = src[0, c), or zeros when src is NULL; c a multiple of 16 (inline: a library call per
+ * 256-byte tap cost more than the copy). */
+static inline void sv_copy16(float *restrict dst, const float *restrict src, size_t c) {
+#ifdef __AVX512F__
+    for (size_t i = 0; i < c; i += 16) _mm512_storeu_ps(dst + i, src ? _mm512_loadu_ps(src + i) : _mm512_setzero_ps());
+#else
+    if (src) memcpy(dst, src, c * sizeof *dst);
+    else memset(dst, 0, c * sizeof *dst);
+#endif
+}
+
 /* Columns [j0, j1) of the im2col row of output position `row` (zeros outside the input). */
 static void sv_im2col_row(const float *x, ConvGeom g, size_t row, size_t j0, size_t j1, float *restrict dst) {
     const size_t pq = (size_t)g.p * g.q, cc = (size_t)g.c;
     int n = (int)(row / pq), rem = (int)(row % pq), p = rem / g.q, q = rem % g.q;
+    if (j0 == 0 && j1 == (size_t)g.r * g.s * cc && cc % 16 == 0) { /* the whole row, whole taps */
+        for (int r = 0; r < g.r; r++) {
+            int h = p * g.stride - g.pad + r;
+            for (int t = 0; t < g.s; t++) {
+                int xw = q * g.stride - g.pad + t;
+                bool in = h >= 0 && h < g.h && xw >= 0 && xw < g.w;
+                sv_copy16(dst, in ? x + (((size_t)n * g.h + h) * g.w + xw) * cc : NULL, cc);
+                dst += cc;
+            }
+        }
+        return;
+    }
     for (size_t tap = j0 / cc; tap * cc < j1; tap++) {
         int r = (int)(tap / (size_t)g.s), t = (int)(tap % (size_t)g.s);
         size_t c0 = tap * cc < j0 ? j0 - tap * cc : 0, c1 = (tap + 1) * cc > j1 ? j1 - tap * cc : cc;
@@ -479,10 +502,19 @@ static void sv_weights_samples(const SparseGrad *s, const float *x, const float 
         int s0 = (int)((long long)g.n * t / nt), s1 = (int)((long long)g.n * (t + 1) / nt);
         size_t i = (size_t)s0 * pq, first = (size_t)s->row_ptr[i] / kk, fill = 0;
         float beta = 0.0f;
-        if (s0 == s1) memset(xs, 0, hwc * sizeof *xs);
+        /* a strided 1x1 kernel reads only the pixels on its stride: sum just those (the rest stay 0) */
+        const bool strided1x1 = g.r == 1 && g.s == 1 && g.pad == 0 && g.stride > 1;
+        if (s0 == s1 || strided1x1) memset(xs, 0, hwc * sizeof *xs);
         for (int n = s0; n < s1; n++) {
             const float *restrict xn = x + (size_t)n * hwc;
-            if (n == s0) {
+            if (strided1x1) {
+                for (int p = 0; p < g.p; p++)
+                    for (int q = 0; q < g.q; q++) {
+                        size_t e0 = ((size_t)p * g.stride * g.w + (size_t)q * g.stride) * g.c;
+#pragma omp simd
+                        for (size_t e = e0; e < e0 + (size_t)g.c; e++) xs[e] += xn[e];
+                    }
+            } else if (n == s0) {
                 memcpy(xs, xn, hwc * sizeof *xs);
             } else {
 #pragma omp simd

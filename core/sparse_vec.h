@@ -66,9 +66,10 @@ void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g
 
 /* dw_ohwi (K,R,S,C), overwritten: the weight gradient of the structured S over x (N,H,W,C) plus that
  * of the dense single-sample gradient r (P,Q,K) over the batch sum of x (ReSprop's reuse term: R
- * against sum_n X[n]); xsum (H,W,C), overwritten, receives that batch sum. When the per-thread blocks
- * fit the workspace, the batch sum is taken in the same pass over x as the gather (per-thread partial
- * sums, added in thread order). Same assertions; allocates nothing. */
+ * against sum_n X[n]); xsum (H,W,C), overwritten, receives that batch sum at every pixel some window
+ * reads (the others are unspecified: a strided 1x1 kernel sums only its stride's pixels). When the
+ * per-thread blocks fit the workspace, the batch sum is taken in the same pass over x as the gather
+ * (per-thread partial sums, added in thread order). Same assertions; allocates nothing. */
 void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, const float *r, ConvGeom g,
                                        SparseVecWorkspace *ws, float *xsum, float *dw_ohwi);
 
