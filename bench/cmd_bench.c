@@ -449,7 +449,7 @@ static int time_layer(const BenchConfig *c, const Scheme *sch, const LayerSpec *
     ConvGeom geom;
     TRY(layer_conv_geom(ld, &geom));
     TRY(sparse_init(&store, 1, out.n * out.h * out.w, 1, 1, ny));
-    TRY(sparse_workspace_init(&ws, 0, (size_t)geom.k * geom.r * geom.s * geom.c));
+    TRY(sparse_workspace_init(&ws, 0, (size_t)geom.k * geom.r * geom.s * geom.c, (size_t)geom.h * geom.w * geom.c));
     TRY(sparse_vec_workspace_init(&vws, (size_t)geom.r * geom.s * geom.c, 0, 0));
     GradShape shape = {out.n, out.h, out.w, out.c};
     bool vec = sch == &scheme_resprop_vec;

@@ -1315,8 +1315,8 @@ void layer_add_into(float *restrict dst, const float *restrict src, size_t n) {
 
 /* Backend sparse: the S terms with the CPU kernels on the CSR view (dx overwritten, starting from the
  * reuse term's input gradient dx1 (H,W,C) in every sample when given; dW into the parameter's stored
- * layout). */
-static int conv_backward_sparse(Layer *l, const float *dx1) {
+ * layout; xsum, when given, receives the batch sum of X from the weight-gradient kernel's pass). */
+static int conv_backward_sparse(Layer *l, const float *dx1, float *xsum) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
     bool vec = ls->out.structured && ls->out.csr_written && ls->vws;
@@ -1330,7 +1330,7 @@ static int conv_backward_sparse(Layer *l, const float *dx1) {
         }
     }
     if (vec) sparse_vec_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->vws, l->ctx->shared[CTX_SPARSE_DW]);
-    else sparse_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW]);
+    else sparse_conv_bwd_weights_xsum(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW], xsum);
     TRY(exec_step(l, &l->sp_dw_reorder));
     DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
 fail:
@@ -1386,18 +1386,21 @@ static int conv_backward_split(Layer *l, bool run_sparse) {
             TRY(exec_step(l, &l->sch_data1));
             dx1 = l->ctx->shared[CTX_REUSE_DX];
         }
-        float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
-        batch_sum(xsum, l->x[0], in.n, dims_sample(in));
+    }
+    float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
+    if (o->r && !run_sparse) batch_sum(xsum, l->x[0], in.n, dims_sample(in));
+    if (run_sparse) { /* the sparse weight-gradient kernel takes the batch sum of X on its way */
+        TRY(conv_backward_sparse(l, dx1, o->r ? xsum : NULL));
+        ls->ran_sparse = true;
+    }
+    if (o->r) { /* R's weight gradient over the batch sum */
         TRY(exec_step(l, &l->sch_wgt1));
         if (l->sch_dw1_reorder.prim) TRY(exec_step(l, &l->sch_dw1_reorder));
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
         dw1 = l->ctx->shared[CTX_REUSE_DW];
     }
-    if (run_sparse) {
-        TRY(conv_backward_sparse(l, dx1));
-        ls->ran_sparse = true;
-    } else {
+    if (!run_sparse) {
         if (l->i_wbwd >= 0 && !wbwd_done) TRY(exec_step(l, &l->bwd[l->i_wbwd]));
         if (l->dx[0]) TRY(exec_with(l, &l->bwd[l->i_data], DNNL_ARG_DIFF_DST, l->m_s));
         TRY(conv_weight_grad(l, l->m_s));

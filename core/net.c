@@ -349,7 +349,7 @@ static void scheme_stats(Net *net, int i) {
 int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, uint64_t seed, const NetBackend *be) {
     int rc = 0;
     int n = net->spec.n_layers;
-    size_t s_floats = 0, max_rows = 0, max_w = 0, max_rsc = 0;
+    size_t s_floats = 0, max_rows = 0, max_w = 0, max_rsc = 0, max_hwc = 0;
     if (net->scheme) FAIL(ERR_CONFIG, "model %s: a scheme is attached already", net->spec.name);
     net->sch_of = mem_alloc((size_t)n * sizeof(int));
     if (!net->sch_of) FAIL(ERR_NOMEM, "scheme: out of memory");
@@ -366,11 +366,12 @@ int net_attach_scheme(Net *net, const Scheme *s, const void *cfg, double reuse, 
             if (rows > max_rows) max_rows = rows;
             if (w > max_w) max_w = w;
             if ((size_t)g.r * g.s * g.c > max_rsc) max_rsc = (size_t)g.r * g.s * g.c;
+            if ((size_t)g.h * g.w * g.c > max_hwc) max_hwc = (size_t)g.h * g.w * g.c;
         }
     }
     if (max_rows) {
         TRY(sparse_init(&net->csr_store, 1, (int)max_rows, 1, 1, s_floats));
-        TRY(sparse_workspace_init(&net->sp_ws, 0, max_w));
+        TRY(sparse_workspace_init(&net->sp_ws, 0, max_w, max_hwc));
         TRY(sparse_vec_workspace_init(&net->sp_vws, max_rsc, 0, 0));
     }
     net->sch = mem_calloc((size_t)net->n_sch + 1, sizeof(LayerScheme));

@@ -31,14 +31,19 @@ enum { SK_ENT_CAP = 1 << 17 };
 #endif
 
 
-int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems) {
+int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems, size_t xs_elems) {
     int rc = 0;
     memset(ws, 0, sizeof *ws);
     if (n_slots <= 0) n_slots = omp_get_max_threads();
     if (dw_elems == 0) FAIL(ERR_SHAPE, "sparse_workspace_init: dw_elems must be positive");
     ws->n_slots = n_slots;
     ws->dw_elems = dw_elems;
+    ws->xs_elems = xs_elems;
     ws->dw_priv = mem_alloc((size_t)n_slots * dw_elems * sizeof *ws->dw_priv);
+    if (xs_elems) {
+        ws->xs_priv = mem_alloc((size_t)n_slots * xs_elems * sizeof *ws->xs_priv);
+        if (!ws->xs_priv) FAIL(ERR_NOMEM, "sparse_workspace_init: out of memory for %d x %zu floats", n_slots, xs_elems);
+    }
     /* K <= dw_elems and K <= SPARSE_K_MAX, so a slot owns at most that many channels */
     ws->kcount_cap = (dw_elems < SPARSE_K_MAX ? dw_elems : SPARSE_K_MAX) + 2;
     ws->split_samples_bytes = SK_SPLIT_SAMPLES_BYTES;
@@ -55,6 +60,7 @@ fail:
 
 void sparse_workspace_deinit(SparseWorkspace *ws) {
     mem_free(ws->dw_priv);
+    mem_free(ws->xs_priv);
     mem_free(ws->ent);
     mem_free(ws->kcount);
     memset(ws, 0, sizeof *ws);
@@ -149,6 +155,56 @@ void sparse_conv_bwd_weights_ref(const SparseGrad *s, const float *x, ConvGeom g
         float acc = 0.0f;
         for (int t = 0; t < n_slots; t++) acc += ws->dw_priv[(size_t)t * ws->dw_elems + i];
         dw_ohwi[i] = acc;
+    }
+}
+
+/* ---- the batch sum of x (the reuse term's input) ---------------------------------------------- */
+
+/* Whether the windows of g read only the pixels on a stride (a strided 1x1 kernel without padding). */
+static bool sk_strided_1x1(ConvGeom g) { return g.r == 1 && g.s == 1 && g.pad == 0 && g.stride > 1; }
+
+/* xs (H,W,C) += the pixels [e0, e1) of x (N*H*W pixels, NHWC), each at its place in the sample. */
+static void sk_sum_pixels(const float *restrict x, ConvGeom g, size_t e0, size_t e1, float *restrict xs) {
+    const size_t hw = (size_t)g.h * g.w, C = (size_t)g.c;
+    while (e0 < e1) {
+        size_t in = e0 % hw, len = hw - in < e1 - e0 ? hw - in : e1 - e0;
+        const float *restrict src = x + e0 * C;
+        float *restrict dst = xs + in * C;
+#pragma omp simd
+        for (size_t i = 0; i < len * C; i++) dst[i] += src[i];
+        e0 += len;
+    }
+}
+
+/* xsum (H,W,C), overwritten = the sum of x over the batch, at every pixel (a strided 1x1 kernel:
+ * at the pixels on its stride, zeros elsewhere); blocks of 4096 floats in parallel, each summed over
+ * the samples in order. */
+static void sk_batch_sum(const float *x, ConvGeom g, float *xsum) {
+    const size_t hwc = (size_t)g.h * g.w * g.c, C = (size_t)g.c;
+    if (sk_strided_1x1(g)) {
+        memset(xsum, 0, hwc * sizeof *xsum);
+#pragma omp parallel for schedule(static)
+        for (int p = 0; p < g.p; p++)
+            for (int n = 0; n < g.n; n++)
+                for (int q = 0; q < g.q; q++) {
+                    size_t pix = (size_t)p * g.stride * g.w + (size_t)q * g.stride;
+                    const float *restrict src = x + ((size_t)n * g.h * g.w + pix) * C;
+                    float *restrict dst = xsum + pix * C;
+#pragma omp simd
+                    for (size_t c = 0; c < C; c++) dst[c] += src[c];
+                }
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < hwc; b += 4096) {
+        size_t len = hwc - b < 4096 ? hwc - b : 4096;
+        float *restrict d = xsum + b;
+        memcpy(d, x + b, len * sizeof *d);
+        for (int j = 1; j < g.n; j++) {
+            const float *restrict xj = x + (size_t)j * hwc + b;
+#pragma omp simd
+            for (size_t i = 0; i < len; i++) d[i] += xj[i];
+        }
     }
 }
 
@@ -592,10 +648,18 @@ static inline int32_t chan_lower_bound(const uint16_t *chan, int32_t a, int32_t 
  * stride rows cannot overflow it; no counting pass, no per-row table), then each channel's list is
  * consumed with its dW taps in registers. */
 static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, int n_lo, int n_hi,
-                      int klo, int khi, SkEnt *ent, size_t ent_cap, int32_t *kc, float *dw) {
-    const size_t C = (size_t)g.c, RSC = (size_t)g.r * g.s * C;
+                      int klo, int khi, SkEnt *ent, size_t ent_cap, int32_t *kc, float *dw, float *xs) {
+    const size_t C = (size_t)g.c, RSC = (size_t)g.r * g.s * C, hw = (size_t)g.h * g.w;
     memset(dw + (size_t)klo * RSC, 0, (size_t)(khi - klo) * RSC * sizeof *dw);
-    if (khi <= klo) return;
+    /* xs: the slot's samples summed into it (zeroed here) after each block, up to the first input
+     * row a later window can read: those pixels were just read by the block's windows and are still
+     * in L2, so the batch sum costs no pass over x of its own */
+    size_t x_done = (size_t)n_lo * hw;
+    if (xs) memset(xs, 0, hw * C * sizeof *xs);
+    if (khi <= klo) {
+        if (xs) sk_sum_pixels(x, g, x_done, (size_t)n_hi * hw, xs);
+        return;
+    }
     const int Ks = khi - klo;
     const int32_t *rp = sp->row_ptr;
     const uint16_t *chan = sp->chan;
@@ -674,7 +738,7 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
                 }
             }
         }
-        if (!any) continue;
+        if (!any) goto sum;
         for (int kk = 0; kk < Ks; kk++) {
             const int ne = kc[kk];
             if (ne == 0) continue;
@@ -698,7 +762,17 @@ static void bwdw_slot(const SparseGrad *sp, const float *x, ConvGeom g, const WP
             case WP_ROWSEG: bwdw_rowseg(dwk, x, e, ne, g); break;
             }
         }
+    sum:
+        if (xs) { /* the next output row (n, p) reads input rows from p*stride - pad on */
+            int h0 = p * g.stride - g.pad;
+            size_t lim = n >= n_hi ? (size_t)n_hi * hw : (size_t)n * hw + (size_t)(h0 > 0 ? h0 : 0) * g.w;
+            if (lim > x_done) {
+                sk_sum_pixels(x, g, x_done, lim, xs);
+                x_done = lim;
+            }
+        }
     }
+    if (xs) sk_sum_pixels(x, g, x_done, (size_t)n_hi * hw, xs);
 }
 
 /* R = 3, S*C <= 16 (the 3-channel stem), samples [n_lo, n_hi) into dw (K,3,S,C) (overwritten): the
@@ -802,10 +876,13 @@ static void bwdw_direct_1x1(const SparseGrad *sp, const float *x, ConvGeom g, in
  * each slot writes its own channels of dw directly (no private copies, no reduction; the result
  * does not depend on n_slots). Both are independent of how many threads run. */
 static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WPlan *pl, SparseWorkspace *ws,
-                      float *dw) {
+                      float *dw, float *xsum) {
     const int n_slots = ws->n_slots;
-    const size_t n_dw = (size_t)g.k * g.r * g.s * g.c;
+    const size_t n_dw = (size_t)g.k * g.r * g.s * g.c, hwc = (size_t)g.h * g.w * g.c;
     const bool by_samples = n_dw * sizeof(float) <= ws->split_samples_bytes && n_slots > 1;
+    /* the batch sum rides along in bwdw_slot's sample split, each slot's partial sum after its dW */
+    const bool direct = pl->kind == WP_ROWSEG || (pl->kind == WP_TAPS1 && n_dw * sizeof(float) <= SK_DIRECT_1X1_BYTES);
+    const bool fuse = xsum && by_samples && !direct && !sk_strided_1x1(g) && hwc <= ws->xs_elems;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n_slots; t++) {
         SkEnt *ent = (SkEnt *)ws->ent + (size_t)t * ws->ent_cap;
@@ -821,10 +898,22 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
                 bwdw_direct_1x1(sp, x, g, n_lo, n_hi, (float *)(void *)ent, ws->dw_priv + (size_t)t * ws->dw_elems);
                 continue;
             }
-            bwdw_slot(sp, x, g, pl, n_lo, n_hi, 0, g.k, ent, ws->ent_cap, kc, ws->dw_priv + (size_t)t * ws->dw_elems);
+            bwdw_slot(sp, x, g, pl, n_lo, n_hi, 0, g.k, ent, ws->ent_cap, kc, ws->dw_priv + (size_t)t * ws->dw_elems,
+                      fuse ? ws->xs_priv + (size_t)t * ws->xs_elems : NULL);
         } else {
             int klo = (int)((long long)t * g.k / n_slots), khi = (int)((long long)(t + 1) * g.k / n_slots);
-            bwdw_slot(sp, x, g, pl, 0, g.n, klo, khi, ent, ws->ent_cap, kc, dw);
+            bwdw_slot(sp, x, g, pl, 0, g.n, klo, khi, ent, ws->ent_cap, kc, dw, NULL);
+        }
+    }
+    if (xsum && !fuse) sk_batch_sum(x, g, xsum);
+    if (fuse) { /* the slots' partial sums, in slot order */
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < hwc; i += 16) {
+            __mmask16 m = (__mmask16)(hwc - i >= 16 ? 0xffff : (1u << (hwc - i)) - 1);
+            __m512 acc = _mm512_maskz_loadu_ps(m, ws->xs_priv + i);
+            for (int t = 1; t < n_slots; t++)
+                acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, ws->xs_priv + (size_t)t * ws->xs_elems + i));
+            _mm512_mask_storeu_ps(xsum + i, m, acc);
         }
     }
     if (!by_samples) return;
@@ -857,15 +946,21 @@ void sparse_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, ConvGeo
 
 void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
                              float *dw_ohwi) {
+    sparse_conv_bwd_weights_xsum(s, x, g, ws, dw_ohwi, NULL);
+}
+
+void sparse_conv_bwd_weights_xsum(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
+                                  float *dw_ohwi, float *xsum) {
     check_shapes(s, g);
     ASSERT((size_t)g.k * g.r * g.s * g.c <= ws->dw_elems);
 #ifdef SK_AVX512
     WPlan pl;
     if (ws->ent && wplan_make(g, &pl)) {
         ASSERT((size_t)g.k + 1 <= ws->kcount_cap && ws->dw_priv && ws->ent_cap >= (size_t)g.k);
-        bwdw_fast(s, x, g, &pl, ws, dw_ohwi);
+        bwdw_fast(s, x, g, &pl, ws, dw_ohwi, xsum);
         return;
     }
 #endif
     sparse_conv_bwd_weights_ref(s, x, g, ws, dw_ohwi);
+    if (xsum) sk_batch_sum(x, g, xsum);
 }

@@ -31,6 +31,9 @@ typedef struct {
     int n_slots;       /* number of slots (normally the thread count) */
     size_t dw_elems;   /* capacity of each private dW, in floats (>= K*R*S*C of any layer used) */
     float *dw_priv;    /* (n_slots, dw_elems) reference path and fast sample split */
+    size_t xs_elems;   /* capacity of each private batch sum of x, in floats (0: none) */
+    float *xs_priv;    /* (n_slots, xs_elems) the fast sample split's partial sums of x, for layers
+                        * with H*W*C <= xs_elems (sparse_conv_bwd_weights_xsum) */
     size_t split_samples_bytes; /* fast bwd_weights: sample split up to this dW size (init: 1 MiB) */
     size_t ent_cap;    /* entries per slot in ent (init: 128 Ki; a block of rows has at most ent_cap/K
                         * rows, so it must be >= K: tests lower it to force many small blocks) */
@@ -39,9 +42,10 @@ typedef struct {
     int32_t *kcount;   /* (n_slots, kcount_cap) */
 } SparseWorkspace;
 
-/* n_slots <= 0 means omp_get_max_threads(). Allocates dw_priv and the regrouping buffers (a few MiB
- * per slot). Returns 0, ERR_SHAPE (dw_elems 0) or ERR_NOMEM; on failure *ws is zeroed. */
-int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems);
+/* n_slots <= 0 means omp_get_max_threads(). Allocates dw_priv, xs_priv (xs_elems: the largest H*W*C
+ * of a layer input whose batch sum should ride along, 0 for none) and the regrouping buffers (a few
+ * MiB per slot). Returns 0, ERR_SHAPE (dw_elems 0) or ERR_NOMEM; on failure *ws is zeroed. */
+int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems, size_t xs_elems);
 void sparse_workspace_deinit(SparseWorkspace *ws);
 
 /* dx (N,H,W,C) NHWC, overwritten = the input gradient of the convolution for output gradient s and
@@ -65,6 +69,14 @@ void sparse_conv_bwd_data_init(const SparseGrad *s, const float *w_ohwi, ConvGeo
  * K*R*S*C <= ws->dw_elems. Allocates nothing. */
 void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
                              float *dw_ohwi);
+
+/* The same, and xsum (H,W,C), overwritten (when not NULL) = the sum of x over the batch at every
+ * pixel some window reads (a strided 1x1 kernel: its stride's pixels; the others 0): ReSprop's reuse
+ * term needs it. In the fast path's sample split the sum is taken per slot while each block's part
+ * of x is still in cache (no pass over x of its own), and the slots' partial sums are added in slot
+ * order; elsewhere it is a separate pass. Deterministic for a given ws. */
+void sparse_conv_bwd_weights_xsum(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
+                                  float *dw_ohwi, float *xsum);
 
 /* The reference kernels: plain per-nonzero scatter, portable C, same contracts (bwd_data zeroes dx
  * and scatters, parallel over samples; bwd_weights accumulates per-sample-range private dW in

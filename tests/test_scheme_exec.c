@@ -124,7 +124,7 @@ static void run_case(const Case *c) {
     double tol = 1e-5;
     if (c->sparse) {
         assert_int_equal(sparse_init(&store, 1, (int)(ny / (size_t)c->k), 1, 1, ny), 0);
-        assert_int_equal(sparse_workspace_init(&ws, 2, wp.n_plain), 0);
+        assert_int_equal(sparse_workspace_init(&ws, 2, wp.n_plain, 0), 0);
         ls.sparse = true;
         ls.breakeven = c->breakeven;
         ls.csr_store = &store;

@@ -138,7 +138,7 @@ static void test_init_errors(void **state) {
     TU_CAPTURE(&cap, rc = sparse_init(&sg, 1, 1, 1, 4, (size_t)INT32_MAX + 1));
     assert_int_equal(rc, ERR_SHAPE);
     SparseWorkspace ws;
-    TU_CAPTURE(&cap, rc = sparse_workspace_init(&ws, 2, 0));
+    TU_CAPTURE(&cap, rc = sparse_workspace_init(&ws, 2, 0, 0));
     assert_int_equal(rc, ERR_SHAPE);
     assert_null(ws.dw_priv);
     /* geometry checks */
@@ -241,7 +241,8 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     SparseGrad sg;
     SparseWorkspace ws;
     assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny), 0);
-    assert_int_equal(sparse_workspace_init(&ws, 0, nw), 0);
+    const size_t hwc = (size_t)g.h * g.w * g.c;
+    assert_int_equal(sparse_workspace_init(&ws, 0, nw, hwc), 0);
     assert_int_equal(sparse_from_dense(&sg, dy), 0);
     assert_int_equal(sg.nnz, nnz);
     assert_true(nnz > 0);
@@ -308,6 +309,47 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     }
     ws.ent_cap = ent_cap;
     ws.split_samples_bytes = split;
+
+    /* the batch sum of X beside dW: in the sample split it is taken block by block (also with
+     * 3-row blocks, so the sum's cursor crosses rows and samples mid-block), elsewhere in a pass of
+     * its own; against double at every pixel some window reads, and dW unchanged by it */
+    float *xsum = tu_falloc(hwc);
+    double *rsum = tu_dalloc(hwc);
+    for (size_t i = 0; i < nx; i++) rsum[i % hwc] += x[i];
+    for (int h = 0; h < g.h; h++) /* pixels no window reads are not specified: 0 on both sides */
+        for (int w = 0; w < g.w; w++) {
+            bool row = false, col = false;
+            for (int p = 0; p < g.p; p++)
+                for (int t = 0; t < g.r; t++) row = row || p * g.stride - g.pad + t == h;
+            for (int q = 0; q < g.q; q++)
+                for (int t = 0; t < g.s; t++) col = col || q * g.stride - g.pad + t == w;
+            if (!(row && col))
+                for (int c = 0; c < g.c; c++) rsum[((size_t)h * g.w + w) * g.c + c] = 0.0;
+        }
+    for (int v = 0; v < 4; v++) {
+        ws.split_samples_bytes = v & 1 ? 0 : split;
+        ws.ent_cap = v & 2 ? 3 * (size_t)g.k + 2 : ent_cap;
+        memset(xsum, 0xff, hwc * sizeof *xsum);
+        memset(sdw_ohwi, 0xff, nw * sizeof *sdw_ohwi);
+        allocs = mem_n_allocs();
+        sparse_conv_bwd_weights_xsum(&sg, x, g, &ws, sdw_ohwi, xsum);
+        assert_int_equal(mem_n_allocs(), allocs);
+        snprintf(name, sizeof name, "%s density %.2f: fast dW with the batch sum (variant %d) vs reference", cc->what,
+                 density, v);
+        assert_close_fd(name, sdw_ohwi, ref, nw, TOL_REF);
+        for (int h = 0; h < g.h; h++)
+            for (int w = 0; w < g.w; w++)
+                for (int c = 0; c < g.c; c++) {
+                    size_t e = ((size_t)h * g.w + w) * g.c + c;
+                    if (rsum[e] == 0.0) xsum[e] = 0.0f; /* unread pixel (a read one is never exactly 0 here) */
+                }
+        snprintf(name, sizeof name, "%s density %.2f: batch sum of X (variant %d)", cc->what, density, v);
+        assert_close_fd(name, xsum, rsum, hwc, 1e-6);
+    }
+    ws.ent_cap = ent_cap;
+    ws.split_samples_bytes = split;
+    mem_free(xsum);
+    mem_free(rsum);
     mem_free(rdx);
     mem_free(rdw);
 
@@ -386,7 +428,7 @@ static void test_determinism(void **state) {
     SparseGrad sg;
     SparseWorkspace ws;
     assert_int_equal(sparse_init(&sg, g.n, g.p, g.q, g.k, ny), 0);
-    assert_int_equal(sparse_workspace_init(&ws, 0, nw), 0);
+    assert_int_equal(sparse_workspace_init(&ws, 0, nw, (size_t)g.h * g.w * g.c), 0);
     assert_int_equal(ws.n_slots, 2);
     assert_int_equal(sparse_from_dense(&sg, s), 0);
     size_t allocs = mem_n_allocs();
@@ -406,7 +448,7 @@ static void test_determinism(void **state) {
     omp_set_num_threads(2);
     /* the channel split does not depend on n_slots either */
     SparseWorkspace ws3;
-    assert_int_equal(sparse_workspace_init(&ws3, 3, nw), 0);
+    assert_int_equal(sparse_workspace_init(&ws3, 3, nw, 0), 0);
     ws.split_samples_bytes = ws3.split_samples_bytes = 0;
     sparse_conv_bwd_weights(&sg, x, g, &ws, dw1);
     sparse_conv_bwd_weights(&sg, x, g, &ws3, dw2);

@@ -110,7 +110,7 @@ static void run_case(const ConvCase *cc, double density, int threads, size_t byt
     SparseVecWorkspace ws;
     assert_int_equal(sparse_vec_workspace_init(&ws, rsc, 0, bytes), 0);
     SparseWorkspace uws;
-    assert_int_equal(sparse_workspace_init(&uws, 0, nw), 0);
+    assert_int_equal(sparse_workspace_init(&uws, 0, nw, 0), 0);
 
     size_t allocs0 = mem_n_allocs();
     memset(dx, 0xff, nx * sizeof *dx); /* overwritten, not accumulated */
