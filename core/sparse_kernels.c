@@ -42,7 +42,8 @@ int sparse_workspace_init(SparseWorkspace *ws, int n_slots, size_t dw_elems, siz
     ws->dw_priv = mem_alloc((size_t)n_slots * dw_elems * sizeof *ws->dw_priv);
     if (xs_elems) {
         ws->xs_priv = mem_alloc((size_t)n_slots * xs_elems * sizeof *ws->xs_priv);
-        if (!ws->xs_priv) FAIL(ERR_NOMEM, "sparse_workspace_init: out of memory for %d x %zu floats", n_slots, xs_elems);
+        if (!ws->xs_priv)
+            FAIL(ERR_NOMEM, "sparse_workspace_init: out of memory for %d x %zu floats", n_slots, xs_elems);
     }
     /* K <= dw_elems and K <= SPARSE_K_MAX, so a slot owns at most that many channels */
     ws->kcount_cap = (dw_elems < SPARSE_K_MAX ? dw_elems : SPARSE_K_MAX) + 2;
@@ -870,6 +871,18 @@ static void bwdw_direct_1x1(const SparseGrad *sp, const float *x, ConvGeom g, in
     memcpy(dw, pad, n_dw * sizeof *dw);
 }
 
+/* dst[0, n) = the sum of the n_slots private copies priv + t * stride, in slot order. */
+static void sk_sum_slots(const float *priv, size_t stride, int n_slots, size_t n, float *dst) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        __m512 acc = _mm512_maskz_loadu_ps(m, priv + i);
+        for (int t = 1; t < n_slots; t++)
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, priv + (size_t)t * stride + i));
+        _mm512_mask_storeu_ps(dst + i, m, acc);
+    }
+}
+
 /* Small dW (<= ws->split_samples_bytes): samples split over the slots, each slot regroups all its
  * nonzeros (no channel search) into its private dW in ws->dw_priv, summed in slot order (so the
  * result depends on n_slots, like the reference). Larger dW: output channels split over the slots,
@@ -880,7 +893,7 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     const int n_slots = ws->n_slots;
     const size_t n_dw = (size_t)g.k * g.r * g.s * g.c, hwc = (size_t)g.h * g.w * g.c;
     const bool by_samples = n_dw * sizeof(float) <= ws->split_samples_bytes && n_slots > 1;
-    /* the batch sum rides along in bwdw_slot's sample split, each slot's partial sum after its dW */
+    /* the batch sum rides along in bwdw_slot's sample split, each slot's partial sum in ws->xs_priv */
     const bool direct = pl->kind == WP_ROWSEG || (pl->kind == WP_TAPS1 && n_dw * sizeof(float) <= SK_DIRECT_1X1_BYTES);
     const bool fuse = xsum && by_samples && !direct && !sk_strided_1x1(g) && hwc <= ws->xs_elems;
 #pragma omp parallel for schedule(static)
@@ -906,25 +919,8 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
         }
     }
     if (xsum && !fuse) sk_batch_sum(x, g, xsum);
-    if (fuse) { /* the slots' partial sums, in slot order */
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < hwc; i += 16) {
-            __mmask16 m = (__mmask16)(hwc - i >= 16 ? 0xffff : (1u << (hwc - i)) - 1);
-            __m512 acc = _mm512_maskz_loadu_ps(m, ws->xs_priv + i);
-            for (int t = 1; t < n_slots; t++)
-                acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, ws->xs_priv + (size_t)t * ws->xs_elems + i));
-            _mm512_mask_storeu_ps(xsum + i, m, acc);
-        }
-    }
-    if (!by_samples) return;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n_dw; i += 16) {
-        __mmask16 m = (__mmask16)(n_dw - i >= 16 ? 0xffff : (1u << (n_dw - i)) - 1);
-        __m512 acc = _mm512_maskz_loadu_ps(m, ws->dw_priv + i);
-        for (int t = 1; t < n_slots; t++)
-            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, ws->dw_priv + (size_t)t * ws->dw_elems + i));
-        _mm512_mask_storeu_ps(dw + i, m, acc);
-    }
+    if (fuse) sk_sum_slots(ws->xs_priv, ws->xs_elems, n_slots, hwc, xsum);
+    if (by_samples) sk_sum_slots(ws->dw_priv, ws->dw_elems, n_slots, n_dw, dw);
 }
 
 #endif /* SK_AVX512 */
