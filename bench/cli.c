@@ -1,11 +1,14 @@
 #include "bench/cli.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -50,4 +53,16 @@ int cli_parse_double(const char *opt, const char *text, double min, double max, 
 void cli_set_threads(int threads) {
     if (threads > 0) omp_set_num_threads(threads);
     openblas_set_num_threads(1);
+}
+
+void cli_find_resource(const char *rel, char *out, size_t cap) {
+    snprintf(out, cap, "%s", rel);
+    if (access(rel, R_OK) == 0) return;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = '\0';
+    char cand[PATH_MAX + 64];
+    int w = snprintf(cand, sizeof cand, "%s/../%s", dirname(exe), rel);
+    if (w > 0 && (size_t)w < sizeof cand && (size_t)w < cap && access(cand, R_OK) == 0) memcpy(out, cand, (size_t)w + 1);
 }

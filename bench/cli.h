@@ -3,6 +3,7 @@
 #define RESPROP_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/shape.h"
 #include "core/sysinfo.h"
@@ -22,6 +23,10 @@ int cli_parse_input(const char *text, Dims4 *d);
 /* Parses an int / double in [min, max] for option `opt`; -1 with a message on failure. */
 int cli_parse_int(const char *opt, const char *text, long min, long max, long *out);
 int cli_parse_double(const char *opt, const char *text, double min, double max, double *out);
+/* A file or directory shipped with the repository (plots/, results/paper/claims.csv): out = rel when
+ * it exists relative to the working directory, else the same path relative to the binary's build/..
+ * directory when that exists, else rel. */
+void cli_find_resource(const char *rel, char *out, size_t cap);
 /* Sets oneDNN's OpenMP threads (and OpenBLAS to 1 thread). */
 void cli_set_threads(int threads);
 

@@ -1,8 +1,10 @@
 /* `resprop flops`: the FLOP budget of one training step under a uniform gradient density, by the one rule
  * of core/flops.h: per layer forward, dense backward, effective backward (sparse + pre-ReSprop +
  * elementwise) and the reduction; for the network the backward reduction and the Amdahl overall speedup,
- * next to the paper's 10x and 2.7x. --out writes the same numbers as an HDF5 record (kind "flops"). */
+ * next to the paper's 10x and 2.7x (read from the claims file, results/paper/claims.csv). --out writes the
+ * same numbers as an HDF5 record (kind "flops"). */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +16,10 @@
 #include "core/mem.h"
 #include "core/model.h"
 #include "results/h5rec.h"
+#include "results/report.h"
 
 typedef struct {
-    const char *model, *out;
+    const char *model, *out, *claims;
     Dims4 input;
     long batch, classes, reuse;
     double density, p;
@@ -32,7 +35,8 @@ static void flops_usage(FILE *f) {
             "  backward, its parts under the scheme (sparse, pre-ReSprop, elementwise), the effective backward\n"
             "  (their sum) and the reduction (dense / effective); then the network's backward reduction and\n"
             "  the overall training speedup by Amdahl's law, 1 / ((1-P) + P/reduction), next to the paper's\n"
-            "  10x and 2.7x. FC layers stay dense. --out also writes an HDF5 record (kind \"flops\").\n"
+            "  10x and 2.7x from the claims file. FC layers stay dense. --out also writes an HDF5 record\n"
+            "  (kind \"flops\").\n"
             "  --model NAME    one of:");
     for (int i = 0; model_names[i]; i++) fprintf(f, " %s", model_names[i]);
     fprintf(f,
@@ -44,7 +48,9 @@ static void flops_usage(FILE *f) {
             "                  0: a scheme without reuse (meProp, threshold, random: one mask pass) (default 1)\n"
             "  --p P           share of training time spent in the backward pass, 0..1 (default 0.7, which\n"
             "                  gives the paper's 2.7x at 10x; the paper's own p is not stated)\n"
-            "  --out FILE.h5   also write the record (never overwrites a complete one)\n");
+            "  --out FILE.h5   also write the record (never overwrites a complete one)\n"
+            "  --claims FILE   the paper's claims, ids bwd_reduction and amdahl_speedup\n"
+            "                  (default results/paper/claims.csv)\n");
 }
 
 /* Parses the options into *a; 0, or EXIT_BAD_INPUT after a message, or -1 after --help. */
@@ -57,6 +63,7 @@ static int flops_parse(int argc, char **argv, FlopsArgs *a) {
                                          {"reuse", required_argument, 0, 'r'},
                                          {"p", required_argument, 0, 'p'},
                                          {"out", required_argument, 0, 'o'},
+                                         {"claims", required_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     *a = (FlopsArgs){.classes = 0, .reuse = 1, .p = FLOPS_DEFAULT_P};
@@ -82,6 +89,7 @@ static int flops_parse(int argc, char **argv, FlopsArgs *a) {
         case 'r': bad = cli_parse_int("--reuse", optarg, 0, 1, &a->reuse); break;
         case 'p': bad = cli_parse_double("--p", optarg, 0, 1, &a->p); break;
         case 'o': a->out = optarg; break;
+        case 'C': a->claims = optarg; break;
         case 'h': flops_usage(stdout); return -1;
         default: flops_usage(stderr); return EXIT_BAD_INPUT;
         }
@@ -111,8 +119,16 @@ static void flops_print_row(const char *idx, const char *name, const char *kind,
 }
 
 /* The record: root attributes, one series row per counted (conv or fc) layer. */
+/* The paper's numbers beside ours, from the claims file. */
+typedef struct {
+    double reduction, speedup;
+    char path[PATH_MAX];
+} FlopsPaper;
+
 static int flops_write_record(const FlopsArgs *a, const ModelSpec *m, const ConvFlops *pl, const ConvFlops *total,
-                              double conv_reduction) {
+                              double conv_reduction, const FlopsPaper *paper) {
+    const double paper_red = paper->reduction, paper_spd = paper->speedup;
+    const char *claims_path = paper->path;
     static const char *const cols[] = {"layer", "fwd", "bwd_dense", "bwd_sparse", "bwd_pre", "bwd_elementwise",
                                        "reduction"};
     static const char *const units[] = {"1", "FLOP", "FLOP", "FLOP", "FLOP", "FLOP", "1"};
@@ -138,8 +154,9 @@ static int flops_write_record(const FlopsArgs *a, const ModelSpec *m, const Conv
     TRY(h5rec_attr_f64(rec, "/", "reduction", reduction));
     TRY(h5rec_attr_f64(rec, "/", "conv_reduction", conv_reduction));
     TRY(h5rec_attr_f64(rec, "/", "amdahl_speedup", reduction > 0 ? flops_amdahl(reduction, a->p) : 0));
-    TRY(h5rec_attr_f64(rec, "/", "paper_reduction", FLOPS_PAPER_REDUCTION));
-    TRY(h5rec_attr_f64(rec, "/", "paper_speedup", FLOPS_PAPER_SPEEDUP));
+    TRY(h5rec_attr_f64(rec, "/", "paper_reduction", paper_red));
+    TRY(h5rec_attr_f64(rec, "/", "paper_speedup", paper_spd));
+    TRY(h5rec_attr_str(rec, "/", "claims_file", claims_path));
     TRY(h5rec_attr_f64(rec, "/", "fwd_flop", total->fwd));
     TRY(h5rec_attr_f64(rec, "/", "bwd_dense_flop", total->bwd_dense));
     TRY(h5rec_attr_f64(rec, "/", "bwd_sparse_flop", total->bwd_sparse));
@@ -173,6 +190,16 @@ int cmd_flops(int argc, char **argv) {
     ModelSpec m = {0};
     LayerCount *rows = NULL;
     ConvFlops *pl = NULL, total, conv = {0};
+    FlopsPaper paper;
+    if (a.claims) snprintf(paper.path, sizeof paper.path, "%s", a.claims);
+    else cli_find_resource("results/paper/claims.csv", paper.path, sizeof paper.path);
+    ReportClaims claims;
+    if (report_claims_load(&claims, paper.path)) return EXIT_BAD_INPUT;
+    const ReportClaim *cr = report_claim(&claims, "bwd_reduction"), *cs = report_claim(&claims, "amdahl_speedup");
+    if (cr) paper.reduction = cr->value;
+    if (cs) paper.speedup = cs->value;
+    report_claims_deinit(&claims);
+    if (!cr || !cs) return EXIT_BAD_INPUT;
     if (model_build(&m, a.model, a.input.c, a.input.h, a.input.w, (int)a.classes)) {
         exit_code = EXIT_BAD_INPUT;
         goto done;
@@ -213,17 +240,18 @@ int cmd_flops(int argc, char **argv) {
 
     double conv_r = flops_reduction(&conv), net_r = flops_reduction(&total);
     double speedup = net_r > 0 ? flops_amdahl(net_r, a.p) : 0;
-    printf("\nbackward reduction: %.2fx network (%.2fx conv layers only)    paper: %.0fx\n", net_r, conv_r,
-           FLOPS_PAPER_REDUCTION);
-    printf("overall speedup (Amdahl, backward share p = %.2f): %.2fx    paper: %.1fx "
-           "(p = %.2f gives %.2fx at %.0fx; the paper's p is not stated)\n",
-           a.p, speedup, FLOPS_PAPER_SPEEDUP, a.p, flops_amdahl(FLOPS_PAPER_REDUCTION, a.p), FLOPS_PAPER_REDUCTION);
+    printf("\nbackward reduction: %.2fx network (%.2fx conv layers only)    paper: %gx\n", net_r, conv_r,
+           paper.reduction);
+    printf("overall speedup (Amdahl, backward share p = %.2f): %.2fx    paper: %gx "
+           "(p = %.2f gives %.2fx at %gx; the paper's p is not stated)\n",
+           a.p, speedup, paper.speedup, a.p, flops_amdahl(paper.reduction, a.p), paper.reduction);
+    printf("the paper's numbers: %s\n", paper.path);
     printf("effective backward = sparse %.1f%% + pre-ReSprop %.1f%% + elementwise %.1f%% of the dense backward\n",
            100 * total.bwd_sparse / total.bwd_dense, 100 * total.bwd_pre / total.bwd_dense,
            100 * total.bwd_elementwise / total.bwd_dense);
 
     if (a.out) {
-        rc = flops_write_record(&a, &m, pl, &total, conv_r);
+        rc = flops_write_record(&a, &m, pl, &total, conv_r, &paper);
         if (rc) { /* a record in the way or an unwritable place is the user's to fix, as in `train` */
             exit_code = rc == ERR_IO || rc == ERR_CONFIG ? EXIT_BAD_INPUT : EXIT_RUN_FAILED;
             goto done;

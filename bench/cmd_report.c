@@ -1,7 +1,6 @@
 /* cmd_report.c: `resprop report` (tables and figures from a runs directory) and `resprop plot`
  * (the quick figures of one training run). The work is in results/report.h. */
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,21 +10,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "results/report.h"
-
-/* A file or directory shipped with the repository (plots/, results/paper/claims.csv): the path as
- * given when it exists (relative to the working directory), else relative to the binary's
- * build/.. directory. */
-static void find_resource(const char *rel, char *out, size_t cap) {
-    snprintf(out, cap, "%s", rel);
-    if (access(rel, R_OK) == 0) return;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return;
-    exe[n] = '\0';
-    char cand[PATH_MAX + 64];
-    int w = snprintf(cand, sizeof cand, "%s/../%s", dirname(exe), rel);
-    if (w > 0 && (size_t)w < sizeof cand && (size_t)w < cap && access(cand, R_OK) == 0) memcpy(out, cand, (size_t)w + 1);
-}
 
 static void report_usage(FILE *f) {
     fprintf(f,
@@ -80,9 +64,9 @@ int cmd_report(int argc, char **argv) {
     }
     char claims_path[PATH_MAX], plots[PATH_MAX];
     if (claims_opt) snprintf(claims_path, sizeof claims_path, "%s", claims_opt);
-    else find_resource("results/paper/claims.csv", claims_path, sizeof claims_path);
+    else cli_find_resource("results/paper/claims.csv", claims_path, sizeof claims_path);
     if (plots_opt) snprintf(plots, sizeof plots, "%s", plots_opt);
-    else find_resource("plots", plots, sizeof plots);
+    else cli_find_resource("plots", plots, sizeof plots);
     ReportClaims cl;
     if (report_claims_load(&cl, claims_path)) return EXIT_BAD_INPUT;
     Report rep;
@@ -152,7 +136,7 @@ int cmd_plot(int argc, char **argv) {
         snprintf(out, sizeof out, "%.*s-plots", (int)cut, run);
     }
     if (plots_opt) snprintf(plots, sizeof plots, "%s", plots_opt);
-    else find_resource("plots", plots, sizeof plots);
+    else cli_find_resource("plots", plots, sizeof plots);
     int rc = report_plot_run(run, out, plots, stdout);
     if (rc) log_msg(LOG_ERROR, "plot: %s: failed (see above)", run);
     return rc == 0 ? 0 : rc == ERR_IO && access(run, R_OK) == 0 ? EXIT_RUN_FAILED

@@ -211,7 +211,7 @@ void report_claims_deinit(ReportClaims *c) {
 const ReportClaim *report_claim(const ReportClaims *c, const char *id) {
     for (int i = 0; i < c->n; i++)
         if (strcmp(c->v[i].id, id) == 0) return &c->v[i];
-    log_msg(LOG_ERROR, "%s: no claim with id '%s' (the report needs it)", c->path, id);
+    log_msg(LOG_ERROR, "%s: no claim with id '%s' (expected: the paper's numbers are looked up by id)", c->path, id);
     return NULL;
 }
 

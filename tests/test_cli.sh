@@ -141,6 +141,12 @@ expect 0 "record" -- "$bin" train $tiny --seed 1 --out "$rd/sweep/dense.h5"
 expect 0 "record" -- "$bin" train $tiny --seed 1 --scheme resprop --reuse 0.9 --scheme.warmup=none --log-every 1 \
     --out "$rd/sweep/rp.h5"
 expect 0 "record" -- "$bin" flops --model resnet18 --input 3x32x32 --batch 8 --density 0.1 --out "$rd/flops.h5"
+# the paper's numbers come from the claims file: a missing one, or one without the ids, is bad input
+expect 2 "nonexistent" -- "$bin" flops --model resnet18 --input 3x32x32 --batch 8 --density 0.1 --claims "$tmp/nonexistent"
+printf 'id,value,unit,comparison,text,source\nbwd_reduction,10,x,~,"t","s"\n' >"$tmp/claims1.csv"
+expect 2 "amdahl_speedup" -- "$bin" flops --model resnet18 --input 3x32x32 --batch 8 --density 0.1 --claims "$tmp/claims1.csv"
+printf 'id,value,unit,comparison,text,source\nbwd_reduction,12,x,~,"t","s"\namdahl_speedup,3.1,x,~,"t","s"\n' >"$tmp/claims2.csv"
+expect 0 "paper: 12x" -- "$bin" flops --model resnet18 --input 3x32x32 --batch 8 --density 0.1 --claims "$tmp/claims2.csv"
 expect 0 "speedup" -- "$bin" sim --model lenet5 --input 1x28x28 --batch 2 --density 0.1 --preset gscn-iso-1080ti \
     --out "$rd/sim.h5"
 expect 0 "all conv layers" -- "$bin" bench backward --model lenet5 --input 1x28x28 --batch 4 --steps 1 --warmup 0 \
