@@ -1092,9 +1092,10 @@ static int write_tables(Ctx *cx, RTable *t, int n_t, const char *out_dir, FILE *
     char line[REPORT_PATH * 2];
     for (int i = 0; i < rep->n_runs; i++) {
         const ReportRun *r = &rep->runs[i];
-        sfmt(line, sizeof line, "%s: training run, %s, %s RS %.2f, backend %s, seed %ld%s%s", r->path,
-                 rep->groups[r->group].label, r->scheme, r->reuse, r->backend, r->seed, r->variant[0] ? ", " : "",
-                 r->variant);
+        char rs[32] = ""; /* a dense run has no reuse threshold */
+        if (strcmp(r->scheme, "dense") != 0) snprintf(rs, sizeof rs, " RS %.2f", r->reuse);
+        sfmt(line, sizeof line, "%s: training run, %s, %s%s, backend %s, seed %ld%s%s", r->path,
+             rep->groups[r->group].label, r->scheme, rs, r->backend, r->seed, r->variant[0] ? ", " : "", r->variant);
         fprintf(fm, "- %s\n", line);
         fputs("\\item ", ft), tex_text(ft, line), fputc('\n', ft);
     }

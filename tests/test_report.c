@@ -242,6 +242,8 @@ static void test_write(void **state) {
     assert_log_has(md, "resprop flops");
     assert_log_has(md, "sweep/killed.h5.part");
     assert_log_has(md, "corrupt.h5");
+    assert_null(strstr(md, "dense RS")); /* records used: a dense run has no reuse threshold */
+    assert_log_has(md, ", dense, backend");
     snprintf(p, sizeof p, "%s/tables.tex", out);
     const char *tex = read_text(p);
     assert_log_has(tex, "\\toprule");
