@@ -1319,18 +1319,14 @@ void layer_add_into(float *restrict dst, const float *restrict src, size_t n) {
 static int conv_backward_sparse(Layer *l, const float *dx1, float *xsum) {
     int rc = 0;
     LayerScheme *ls = l->scheme;
-    bool vec = ls->out.structured && ls->out.csr_written && ls->vws;
+    /* a structured S with its workspace goes to conv_backward_vec instead */
+    ASSERT(!(ls->out.structured && ls->out.csr_written && ls->vws));
     if (l->dx[0]) {
         TRY(exec_step(l, &l->sp_w_reorder));
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
-        if (vec) {
-            sparse_vec_conv_bwd_data_init(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, ls->vws, dx1, l->dx[0]);
-        } else {
-            sparse_conv_bwd_data_init(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, dx1, l->dx[0]);
-        }
+        sparse_conv_bwd_data_init(&l->csr, l->ctx->shared[CTX_SPARSE_W], l->geom, dx1, l->dx[0]);
     }
-    if (vec) sparse_vec_conv_bwd_weights(&l->csr, l->x[0], l->geom, ls->vws, l->ctx->shared[CTX_SPARSE_DW]);
-    else sparse_conv_bwd_weights_xsum(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW], xsum);
+    sparse_conv_bwd_weights_xsum(&l->csr, l->x[0], l->geom, ls->ws, l->ctx->shared[CTX_SPARSE_DW], xsum);
     TRY(exec_step(l, &l->sp_dw_reorder));
     DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
 fail:
