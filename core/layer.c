@@ -1280,23 +1280,6 @@ fail:
 }
 
 /* The reuse terms' elementwise passes: memory-bound, so vectorised (restrict) and parallel. */
-#define LAYER_BLOCK 4096 /* floats of a sum block: 16 KiB of accumulators stay in L1 */
-
-/* sum (sample) = sum over n of x (n, sample), each block summed over the batch in order (deterministic). */
-static void batch_sum(float *restrict sum, const float *restrict x, int n, size_t sample) {
-    size_t n_blocks = (sample + LAYER_BLOCK - 1) / LAYER_BLOCK;
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < n_blocks; b++) {
-        size_t lo = b * LAYER_BLOCK, len = sample - lo < LAYER_BLOCK ? sample - lo : LAYER_BLOCK;
-        float *restrict s = sum + lo;
-        memcpy(s, x + lo, len * sizeof *s);
-        for (int j = 1; j < n; j++) {
-            const float *restrict xj = x + (size_t)j * sample + lo;
-#pragma omp simd
-            for (size_t i = 0; i < len; i++) s[i] += xj[i];
-        }
-    }
-}
 
 /* dx (n, sample) += broadcast_n(add (sample)). */
 static void add_broadcast(float *restrict dx, const float *restrict add, int n, size_t sample) {
@@ -1385,7 +1368,7 @@ static int conv_backward_split(Layer *l, bool run_sparse) {
         DNNL_TRY(dnnl_stream_wait(l->ctx->stream));
     }
     float *xsum = l->ctx->shared[CTX_REUSE_XSUM];
-    if (o->r && !run_sparse) batch_sum(xsum, l->x[0], in.n, dims_sample(in));
+    if (o->r && !run_sparse) sparse_sum_samples(xsum, l->x[0], in.n, dims_sample(in));
     if (run_sparse) { /* the sparse weight-gradient kernel takes the batch sum of X on its way */
         TRY(conv_backward_sparse(l, dx1, o->r ? xsum : NULL));
         ls->ran_sparse = true;

@@ -132,6 +132,8 @@ fail:
     return rc;
 }
 
+bool sparse_geom_strided_1x1(ConvGeom g) { return g.r == 1 && g.s == 1 && g.pad == 0 && g.stride > 1; }
+
 SparseClass sparse_class(ConvGeom g) {
     if (g.c < 16) return SPARSE_CLASS_STEM;
     if (g.r * g.s == 1) return SPARSE_CLASS_POINTWISE;

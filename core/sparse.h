@@ -66,6 +66,9 @@ double sparse_density(const SparseGrad *sg);
  * ERR_SHAPE (logged) when the store has fewer rows than n*p*q or nnz_cap < n*p*q*k, or k > SPARSE_K_MAX. */
 int sparse_view(SparseGrad *view, const SparseGrad *store, int n, int p, int q, int k);
 
+/* Whether the windows of g read only the pixels on a stride: a strided 1x1 kernel without padding. */
+bool sparse_geom_strided_1x1(ConvGeom g);
+
 /* Shape classes of the sparse backend's conv layers, each with its own break-even density (run config
  * keys breakeven-NAME): stem (c < 16), pointwise (1x1), narrow (c <= 64), wide (c > 64). */
 typedef enum {

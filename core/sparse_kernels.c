@@ -26,6 +26,7 @@ typedef struct {
 
 enum { SK_ENT_CAP = 1 << 17 };
 
+#define SK_SUM_BLOCK ((size_t)4096) /* floats of a batch-sum block: 16 KiB of sums stay in L1 */
 #ifndef SK_SPLIT_SAMPLES_BYTES /* bwd_weights splits samples (private dW) up to this dW size */
 #define SK_SPLIT_SAMPLES_BYTES (1u << 20)
 #endif
@@ -161,8 +162,38 @@ void sparse_conv_bwd_weights_ref(const SparseGrad *s, const float *x, ConvGeom g
 
 /* ---- the batch sum of x (the reuse term's input) ---------------------------------------------- */
 
-/* Whether the windows of g read only the pixels on a stride (a strided 1x1 kernel without padding). */
-static bool sk_strided_1x1(ConvGeom g) { return g.r == 1 && g.s == 1 && g.pad == 0 && g.stride > 1; }
+void sparse_sum_samples(float *restrict sum, const float *restrict x, int n, size_t sample) {
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < sample; b += SK_SUM_BLOCK) {
+        size_t len = sample - b < SK_SUM_BLOCK ? sample - b : SK_SUM_BLOCK;
+        float *restrict d = sum + b;
+        memcpy(d, x + b, len * sizeof *d);
+        for (int j = 1; j < n; j++) {
+            const float *restrict xj = x + (size_t)j * sample + b;
+#pragma omp simd
+            for (size_t i = 0; i < len; i++) d[i] += xj[i];
+        }
+    }
+}
+
+void sparse_batch_sum(const float *x, ConvGeom g, float *xsum) {
+    const size_t hwc = (size_t)g.h * g.w * g.c, C = (size_t)g.c;
+    if (!sparse_geom_strided_1x1(g)) {
+        sparse_sum_samples(xsum, x, g.n, hwc);
+        return;
+    }
+    memset(xsum, 0, hwc * sizeof *xsum);
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < g.p; p++)
+        for (int n = 0; n < g.n; n++)
+            for (int q = 0; q < g.q; q++) {
+                size_t pix = (size_t)p * g.stride * g.w + (size_t)q * g.stride;
+                const float *restrict src = x + ((size_t)n * g.h * g.w + pix) * C;
+                float *restrict dst = xsum + pix * C;
+#pragma omp simd
+                for (size_t c = 0; c < C; c++) dst[c] += src[c];
+            }
+}
 
 /* xs (H,W,C) += the pixels [e0, e1) of x (N*H*W pixels, NHWC), each at its place in the sample. */
 static void sk_sum_pixels(const float *restrict x, ConvGeom g, size_t e0, size_t e1, float *restrict xs) {
@@ -174,38 +205,6 @@ static void sk_sum_pixels(const float *restrict x, ConvGeom g, size_t e0, size_t
 #pragma omp simd
         for (size_t i = 0; i < len * C; i++) dst[i] += src[i];
         e0 += len;
-    }
-}
-
-/* xsum (H,W,C), overwritten = the sum of x over the batch, at every pixel (a strided 1x1 kernel:
- * at the pixels on its stride, zeros elsewhere); blocks of 4096 floats in parallel, each summed over
- * the samples in order. */
-static void sk_batch_sum(const float *x, ConvGeom g, float *xsum) {
-    const size_t hwc = (size_t)g.h * g.w * g.c, C = (size_t)g.c;
-    if (sk_strided_1x1(g)) {
-        memset(xsum, 0, hwc * sizeof *xsum);
-#pragma omp parallel for schedule(static)
-        for (int p = 0; p < g.p; p++)
-            for (int n = 0; n < g.n; n++)
-                for (int q = 0; q < g.q; q++) {
-                    size_t pix = (size_t)p * g.stride * g.w + (size_t)q * g.stride;
-                    const float *restrict src = x + ((size_t)n * g.h * g.w + pix) * C;
-                    float *restrict dst = xsum + pix * C;
-#pragma omp simd
-                    for (size_t c = 0; c < C; c++) dst[c] += src[c];
-                }
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (size_t b = 0; b < hwc; b += 4096) {
-        size_t len = hwc - b < 4096 ? hwc - b : 4096;
-        float *restrict d = xsum + b;
-        memcpy(d, x + b, len * sizeof *d);
-        for (int j = 1; j < g.n; j++) {
-            const float *restrict xj = x + (size_t)j * hwc + b;
-#pragma omp simd
-            for (size_t i = 0; i < len; i++) d[i] += xj[i];
-        }
     }
 }
 
@@ -895,7 +894,7 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
     const bool by_samples = n_dw * sizeof(float) <= ws->split_samples_bytes && n_slots > 1;
     /* the batch sum rides along in bwdw_slot's sample split, each slot's partial sum in ws->xs_priv */
     const bool direct = pl->kind == WP_ROWSEG || (pl->kind == WP_TAPS1 && n_dw * sizeof(float) <= SK_DIRECT_1X1_BYTES);
-    const bool fuse = xsum && by_samples && !direct && !sk_strided_1x1(g) && hwc <= ws->xs_elems;
+    const bool fuse = xsum && by_samples && !direct && !sparse_geom_strided_1x1(g) && hwc <= ws->xs_elems;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < n_slots; t++) {
         SkEnt *ent = (SkEnt *)ws->ent + (size_t)t * ws->ent_cap;
@@ -918,7 +917,7 @@ static void bwdw_fast(const SparseGrad *sp, const float *x, ConvGeom g, const WP
             bwdw_slot(sp, x, g, pl, 0, g.n, klo, khi, ent, ws->ent_cap, kc, dw, NULL);
         }
     }
-    if (xsum && !fuse) sk_batch_sum(x, g, xsum);
+    if (xsum && !fuse) sparse_batch_sum(x, g, xsum);
     if (fuse) sk_sum_slots(ws->xs_priv, ws->xs_elems, n_slots, hwc, xsum);
     if (by_samples) sk_sum_slots(ws->dw_priv, ws->dw_elems, n_slots, n_dw, dw);
 }
@@ -958,5 +957,5 @@ void sparse_conv_bwd_weights_xsum(const SparseGrad *s, const float *x, ConvGeom 
     }
 #endif
     sparse_conv_bwd_weights_ref(s, x, g, ws, dw_ohwi);
-    if (xsum) sk_batch_sum(x, g, xsum);
+    if (xsum) sparse_batch_sum(x, g, xsum);
 }

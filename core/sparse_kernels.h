@@ -78,6 +78,13 @@ void sparse_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g, Sp
 void sparse_conv_bwd_weights_xsum(const SparseGrad *s, const float *x, ConvGeom g, SparseWorkspace *ws,
                                   float *dw_ohwi, float *xsum);
 
+/* sum (sample floats), overwritten = the sum of x's n samples (n, sample): blocks of 4096 floats in
+ * parallel, each summed over the samples in order (deterministic whatever the thread count). */
+void sparse_sum_samples(float *sum, const float *x, int n, size_t sample);
+/* xsum (H,W,C), overwritten = the batch sum of x (N,H,W,C) at every pixel a window of g reads (a
+ * strided 1x1 kernel: its stride's pixels, zeros elsewhere; else sparse_sum_samples). */
+void sparse_batch_sum(const float *x, ConvGeom g, float *xsum);
+
 /* The reference kernels: plain per-nonzero scatter, portable C, same contracts (bwd_data zeroes dx
  * and scatters, parallel over samples; bwd_weights accumulates per-sample-range private dW in
  * ws->dw_priv and sums them in slot order, deterministic for a given ws->n_slots). For tests and

@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/sparse_kernels.h"
 
 /* Target width of one bwd_weights column piece (a unit of dynamic scheduling). */
 #define SPARSE_VEC_PIECE_COLS 256
@@ -467,21 +468,6 @@ void sparse_vec_conv_bwd_weights(const SparseGrad *s, const float *x, ConvGeom g
     sv_weights(&src, 1, g, ws, false, dw_ohwi);
 }
 
-/* sum (H,W,C) = the sum of x over its n samples, blocks of 4096 floats summed over the samples in order. */
-static void sv_batch_sum(const float *x, int n, size_t hwc, int n_threads, float *sum) {
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (size_t b = 0; b < hwc; b += 4096) {
-        size_t len = hwc - b < 4096 ? hwc - b : 4096;
-        float *restrict d = sum + b;
-        memcpy(d, x + b, len * sizeof *d);
-        for (int j = 1; j < n; j++) {
-            const float *restrict xj = x + (size_t)j * hwc + b;
-#pragma omp simd
-            for (size_t c = 0; c < len; c++) d[c] += xj[c];
-        }
-    }
-}
-
 /* The row split with the batch sum fused in: thread t of nt takes the t-th contiguous range of
  * samples; per sample it adds x[n] into a private sum and gathers that sample's active positions
  * while x[n] is still in cache (one pass over x for both), accumulating into its private dW (thread 0:
@@ -503,7 +489,7 @@ static void sv_weights_samples(const SparseGrad *s, const float *x, const float 
         size_t i = (size_t)s0 * pq, first = (size_t)s->row_ptr[i] / kk, fill = 0;
         float beta = 0.0f;
         /* a strided 1x1 kernel reads only the pixels on its stride: sum just those (the rest stay 0) */
-        const bool strided1x1 = g.r == 1 && g.s == 1 && g.pad == 0 && g.stride > 1;
+        const bool strided1x1 = sparse_geom_strided_1x1(g);
         if (s0 == s1 || strided1x1) memset(xs, 0, hwc * sizeof *xs);
         for (int n = s0; n < s1; n++) {
             const float *restrict xn = x + (size_t)n * hwc;
@@ -576,7 +562,7 @@ void sparse_vec_conv_bwd_weights_reuse(const SparseGrad *s, const float *x, cons
         sv_blas_end(blas);
         return;
     }
-    sv_batch_sum(x, g.n, hwc, n_threads, xsum);
+    sparse_batch_sum(x, g, xsum);
     SvSource src[2] = {sv_csr_source(s, x, g), {.s = NULL, .val = r, .x = xsum, .total = (size_t)g.p * g.q}};
     /* one geometry serves both: the dense source's rows are the positions of sample 0 */
     sv_weights(src, 2, g, ws, false, dw_ohwi);
