@@ -632,3 +632,20 @@ void ref_net_backward(RefNet *r) {
         }
     }
 }
+
+void ref_zero_unread(ConvGeom g, float *a, double *b) {
+    for (int h = 0; h < g.h; h++)
+        for (int w = 0; w < g.w; w++) {
+            bool row = false, col = false;
+            for (int p = 0; p < g.p; p++)
+                for (int t = 0; t < g.r; t++) row = row || p * g.stride - g.pad + t == h;
+            for (int q = 0; q < g.q; q++)
+                for (int t = 0; t < g.s; t++) col = col || q * g.stride - g.pad + t == w;
+            if (row && col) continue;
+            for (int c = 0; c < g.c; c++) {
+                size_t e = ((size_t)h * g.w + w) * g.c + c;
+                if (a) a[e] = 0.0f;
+                if (b) b[e] = 0.0;
+            }
+        }
+}

@@ -132,4 +132,8 @@ double ref_net_forward(RefNet *r, bool train);
  * input gradient). Consumers' contributions to a shared output are summed. */
 void ref_net_backward(RefNet *r);
 
+/* The batch sum of X is specified only at the pixels some window of g reads: zeroes the other
+ * pixels of a (H,W,C) float array and of b (H,W,C) double (either may be NULL). */
+void ref_zero_unread(ConvGeom g, float *a, double *b);
+
 #endif

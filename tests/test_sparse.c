@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "core/sparse.h"
 #include "core/sparse_kernels.h"
+#include "tests/ref.h"
 #include "tests/testutil.h"
 
 #define TOL 1e-4
@@ -316,16 +317,7 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
     float *xsum = tu_falloc(hwc);
     double *rsum = tu_dalloc(hwc);
     for (size_t i = 0; i < nx; i++) rsum[i % hwc] += x[i];
-    for (int h = 0; h < g.h; h++) /* pixels no window reads are not specified: 0 on both sides */
-        for (int w = 0; w < g.w; w++) {
-            bool row = false, col = false;
-            for (int p = 0; p < g.p; p++)
-                for (int t = 0; t < g.r; t++) row = row || p * g.stride - g.pad + t == h;
-            for (int q = 0; q < g.q; q++)
-                for (int t = 0; t < g.s; t++) col = col || q * g.stride - g.pad + t == w;
-            if (!(row && col))
-                for (int c = 0; c < g.c; c++) rsum[((size_t)h * g.w + w) * g.c + c] = 0.0;
-        }
+    ref_zero_unread(g, NULL, rsum); /* pixels no window reads are not specified: 0 on both sides */
     for (int v = 0; v < 4; v++) {
         ws.split_samples_bytes = v & 1 ? 0 : split;
         ws.ent_cap = v & 2 ? 3 * (size_t)g.k + 2 : ent_cap;
@@ -337,12 +329,7 @@ static void run_conv_case(const ConvCase *cc, double density, uint64_t seed) {
         snprintf(name, sizeof name, "%s density %.2f: fast dW with the batch sum (variant %d) vs reference", cc->what,
                  density, v);
         assert_close_fd(name, sdw_ohwi, ref, nw, TOL_REF);
-        for (int h = 0; h < g.h; h++)
-            for (int w = 0; w < g.w; w++)
-                for (int c = 0; c < g.c; c++) {
-                    size_t e = ((size_t)h * g.w + w) * g.c + c;
-                    if (rsum[e] == 0.0) xsum[e] = 0.0f; /* unread pixel (a read one is never exactly 0 here) */
-                }
+        ref_zero_unread(g, xsum, NULL);
         snprintf(name, sizeof name, "%s density %.2f: batch sum of X (variant %d)", cc->what, density, v);
         assert_close_fd(name, xsum, rsum, hwc, 1e-6);
     }

@@ -16,6 +16,7 @@
 #include "core/sparse.h"
 #include "core/sparse_kernels.h"
 #include "core/sparse_vec.h"
+#include "tests/ref.h"
 #include "tests/testutil.h"
 
 #define TOL 1e-4
@@ -279,19 +280,7 @@ static void reuse_case(const ConvCase *cc, int threads, size_t bytes, uint64_t s
     for (size_t i = 0; i < hwc; i++) xsum_f[i] = (float)rxsum[i];
     /* xsum is specified at the pixels some window reads (a strided 1x1 kernel skips the others) */
     memcpy(xsum2, xsum, hwc * sizeof *xsum);
-    for (int h = 0; h < g.h; h++)
-        for (int w0 = 0; w0 < g.w; w0++) {
-            bool row = false, col = false;
-            for (int p = 0; p < g.p; p++)
-                for (int t = 0; t < g.r; t++) row = row || p * g.stride - g.pad + t == h;
-            for (int q = 0; q < g.q; q++)
-                for (int t = 0; t < g.s; t++) col = col || q * g.stride - g.pad + t == w0;
-            if (row && col) continue;
-            for (int c = 0; c < g.c; c++) {
-                size_t e = ((size_t)h * g.w + w0) * g.c + c;
-                xsum2[e] = 0.0f, rxsum[e] = 0.0;
-            }
-        }
+    ref_zero_unread(g, xsum2, rxsum);
     snprintf(what, sizeof what, "%s threads %d bytes %zu: batch sum of X", cc->what, threads, bytes);
     assert_close_fd(what, xsum2, rxsum, hwc, 1e-6);
     ref_conv_bwd(r, w, xsum_f, g1, rdx1, rdw1); /* R's terms: one sample, over the batch sum */
