@@ -127,8 +127,6 @@ typedef struct {
 
 static int flops_write_record(const FlopsArgs *a, const ModelSpec *m, const ConvFlops *pl, const ConvFlops *total,
                               double conv_reduction, const FlopsPaper *paper) {
-    const double paper_red = paper->reduction, paper_spd = paper->speedup;
-    const char *claims_path = paper->path;
     static const char *const cols[] = {"layer", "fwd", "bwd_dense", "bwd_sparse", "bwd_pre", "bwd_elementwise",
                                        "reduction"};
     static const char *const units[] = {"1", "FLOP", "FLOP", "FLOP", "FLOP", "FLOP", "1"};
@@ -154,9 +152,9 @@ static int flops_write_record(const FlopsArgs *a, const ModelSpec *m, const Conv
     TRY(h5rec_attr_f64(rec, "/", "reduction", reduction));
     TRY(h5rec_attr_f64(rec, "/", "conv_reduction", conv_reduction));
     TRY(h5rec_attr_f64(rec, "/", "amdahl_speedup", reduction > 0 ? flops_amdahl(reduction, a->p) : 0));
-    TRY(h5rec_attr_f64(rec, "/", "paper_reduction", paper_red));
-    TRY(h5rec_attr_f64(rec, "/", "paper_speedup", paper_spd));
-    TRY(h5rec_attr_str(rec, "/", "claims_file", claims_path));
+    TRY(h5rec_attr_f64(rec, "/", "paper_reduction", paper->reduction));
+    TRY(h5rec_attr_f64(rec, "/", "paper_speedup", paper->speedup));
+    TRY(h5rec_attr_str(rec, "/", "claims_file", paper->path));
     TRY(h5rec_attr_f64(rec, "/", "fwd_flop", total->fwd));
     TRY(h5rec_attr_f64(rec, "/", "bwd_dense_flop", total->bwd_dense));
     TRY(h5rec_attr_f64(rec, "/", "bwd_sparse_flop", total->bwd_sparse));
